@@ -1,0 +1,1 @@
+urlpatterns: list = []  # annotator endpoints: next query, image, suggestion, annotations

@@ -1,0 +1,1 @@
+urlpatterns: list = []  # lead endpoints: classes, images, rounds, metrics, exports

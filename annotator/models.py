@@ -1,0 +1,363 @@
+"""maskloop's data model: the invariants live here, the workflows in services/."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+IGNORE_INDEX = 255  # void / unlabeled pixels in every index mask
+MAX_CLASSES = 255  # class ids must stay below IGNORE_INDEX
+
+
+class Project(models.Model):
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        FINISHED = "finished", "Finished"
+
+    class BudgetUnit(models.TextChoices):
+        IMAGES = "images", "Images per round"
+        REGIONS = "regions", "Regions per round"
+        PIXEL_PERCENT = "pixel_percent", "% of target pixels per round"
+
+    class QueryUnit(models.TextChoices):
+        IMAGE = "image", "Whole images"
+        REGION = "region", "Regions (superpixels)"
+
+    class Strategy(models.TextChoices):
+        ADAPTIVE = "adaptive", "Adaptive: diversity first, uncertainty as the model improves"
+        RANDOM = "random", "Random (baseline)"
+        ENTROPY = "entropy", "Uncertainty only"
+        ENTROPY_DIVERSITY = "entropy_diversity", "Uncertainty + diversity"
+        REGION = "region", "Region uncertainty × impurity (RIPU)"
+
+    class Architecture(models.TextChoices):
+        DEEPLABV3_MOBILENET = "deeplabv3_mobilenet_v3_large", "DeepLabV3 MobileNetV3-Large (CPU friendly)"
+        LRASPP_MOBILENET = "lraspp_mobilenet_v3_large", "LR-ASPP MobileNetV3-Large (fastest)"
+        DEEPLABV3_RESNET50 = "deeplabv3_resnet50", "DeepLabV3 ResNet-50 (GPU)"
+        DEEPLABV3_RESNET101 = "deeplabv3_resnet101", "DeepLabV3 ResNet-101 (GPU)"
+
+    class UncertaintyMeasure(models.TextChoices):
+        ENTROPY = "entropy", "Entropy"
+        MARGIN = "margin", "Margin (top-1 − top-2)"
+        LEAST_CONFIDENCE = "least_confidence", "Least confidence"
+
+    name = models.CharField(max_length=120, unique=True)
+    description = models.TextField(blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Query budget and schedule
+    query_unit = models.CharField(max_length=16, choices=QueryUnit.choices, default=QueryUnit.REGION)
+    budget_unit = models.CharField(max_length=16, choices=BudgetUnit.choices, default=BudgetUnit.PIXEL_PERCENT)
+    budget_per_round = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
+    rounds_total = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)])
+    strategy = models.CharField(max_length=32, choices=Strategy.choices, default=Strategy.ADAPTIVE)
+    uncertainty_measure = models.CharField(
+        max_length=32, choices=UncertaintyMeasure.choices, default=UncertaintyMeasure.ENTROPY
+    )
+    diversity_weight = models.FloatField(
+        default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="0 = pure uncertainty, 1 = pure diversity (the adaptive strategy moves it by itself).",
+    )
+
+    # Model and training
+    architecture = models.CharField(
+        max_length=64, choices=Architecture.choices, default=Architecture.DEEPLABV3_MOBILENET
+    )
+    adversarial_adaptation = models.BooleanField(default=True)
+    self_training = models.BooleanField(default=True)
+    train_height = models.PositiveIntegerField(default=240)
+    train_width = models.PositiveIntegerField(default=320)
+    train_steps_initial = models.PositiveIntegerField(default=600)
+    train_steps_per_round = models.PositiveIntegerField(default=200)
+    init_checkpoint = models.CharField(
+        max_length=500, blank=True, help_text="Optional local path of a backbone or earlier checkpoint."
+    )
+    suggestion_precision = models.FloatField(
+        default=0.95, validators=[MinValueValidator(0.5), MaxValueValidator(1.0)]
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        ANNOTATOR = "annotator", "Annotator"
+        LEAD = "lead", "Project lead"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role})"
+
+
+hex_color = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour like #1f77b4.")
+
+
+class LabelClass(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="classes")
+    index = models.PositiveSmallIntegerField(validators=[MaxValueValidator(MAX_CLASSES - 1)])
+    name = models.CharField(max_length=64)
+    color = models.CharField(max_length=7, validators=[hex_color])
+    hotkey = models.CharField(max_length=1, blank=True)
+
+    class Meta:
+        ordering = ["project", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "index"], name="labelclass_unique_index"),
+            models.UniqueConstraint(fields=["project", "name"], name="labelclass_unique_name"),
+            models.UniqueConstraint(
+                fields=["project", "hotkey"], condition=~Q(hotkey=""), name="labelclass_unique_hotkey"
+            ),
+            models.CheckConstraint(condition=Q(index__lt=MAX_CLASSES), name="labelclass_index_below_ignore"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.index}: {self.name}"
+
+
+def image_upload_to(instance: "Image", filename: str) -> str:
+    return f"projects/{instance.project_id}/images/{filename}"
+
+
+def mask_upload_to(instance: models.Model, filename: str) -> str:
+    project_id = instance.project_id if hasattr(instance, "project_id") else instance.image.project_id
+    return f"projects/{project_id}/masks/{filename}"
+
+
+class Image(models.Model):
+    class Domain(models.TextChoices):
+        SOURCE = "source", "Source (labeled, other domain)"
+        TARGET = "target", "Target (the domain to adapt to)"
+
+    class Split(models.TextChoices):
+        TRAIN = "train", "Train (labeled)"
+        POOL = "pool", "Unlabeled pool"
+        VAL = "val", "Validation (frozen)"
+        TEST = "test", "Test"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
+    file = models.FileField(upload_to=image_upload_to)  # checked by annotator.imaging at import
+    original_name = models.CharField(max_length=255)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    checksum = models.CharField(max_length=64, help_text="sha256 of the file bytes")
+    domain = models.CharField(max_length=16, choices=Domain.choices)
+    split = models.CharField(max_length=16, choices=Split.choices)
+    # Ground truth that came with the import (source labels, validation labels).
+    gt_mask = models.FileField(upload_to=mask_upload_to, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "original_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "checksum"], name="image_unique_checksum"),
+            models.UniqueConstraint(fields=["project", "original_name", "domain"], name="image_unique_name"),
+        ]
+        indexes = [models.Index(fields=["project", "domain", "split"])]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+class Round(models.Model):
+    """One labeling round. The state only moves forward: see ``annotator.services.rounds``."""
+
+    class State(models.TextChoices):
+        TRAINING = "training", "Training"
+        SELECTING = "selecting", "Selecting queries"
+        LABELING = "labeling", "Labeling"
+        CLOSED = "closed", "Closed"
+
+    TRANSITIONS = {
+        State.TRAINING: {State.SELECTING},
+        State.SELECTING: {State.LABELING, State.CLOSED},
+        State.LABELING: {State.CLOSED},
+        State.CLOSED: set(),
+    }
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rounds")
+    number = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.TRAINING)
+    model_version = models.ForeignKey(
+        "models_store.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The model that selected this round's queries and wrote its suggestions.",
+    )
+    budget_planned_pixels = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "number"]
+        constraints = [models.UniqueConstraint(fields=["project", "number"], name="round_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.project} round {self.number}"
+
+    def can_move_to(self, state: str) -> bool:
+        return state in self.TRANSITIONS[self.State(self.state)]
+
+
+def region_upload_to(instance: "Query", filename: str) -> str:
+    return f"projects/{instance.image.project_id}/regions/{filename}"
+
+
+class Query(models.Model):
+    """An image, or a region of one, that a round asks annotators to label."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUBMITTED = "submitted", "Submitted"
+        SKIPPED = "skipped", "Skipped"
+
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="queries")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="queries")
+    # "" for a whole-image query, else a stable key of the region (unique per round and image).
+    region_key = models.CharField(max_length=64, blank=True, default="")
+    region_mask = models.FileField(upload_to=region_upload_to, blank=True)
+    region_bbox = models.JSONField(null=True, blank=True, help_text="[x0, y0, x1, y1] of the region")
+    pixels = models.PositiveIntegerField(help_text="Pixels the annotator must label")
+    score = models.FloatField(default=0.0)
+    priority = models.PositiveIntegerField(default=0, help_text="0 = first in the queue")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="queries"
+    )
+    locked_until = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.CharField(max_length=255, blank=True)
+    time_spent_seconds = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["round", "priority", "id"]
+        verbose_name_plural = "queries"
+        constraints = [
+            models.UniqueConstraint(fields=["round", "image", "region_key"], name="query_unique_region"),
+        ]
+        indexes = [models.Index(fields=["round", "status", "priority"])]
+
+    def __str__(self) -> str:
+        suffix = f" region {self.region_key}" if self.region_key else ""
+        return f"{self.image}{suffix} ({self.round})"
+
+
+def annotation_upload_to(instance: "Annotation", filename: str) -> str:
+    return f"projects/{instance.image.project_id}/annotations/{instance.image_id}/{filename}"
+
+
+class Annotation(models.Model):
+    """One saved version of an image's label mask. Rows are only ever added, never updated."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
+    query = models.ForeignKey(Query, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations")
+    version = models.PositiveIntegerField()
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    mask = models.FileField(upload_to=annotation_upload_to)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    time_spent_seconds = models.FloatField(default=0.0)
+    is_submitted = models.BooleanField(default=False, help_text="False for autosaved drafts")
+    labeled_pixels = models.PositiveIntegerField(default=0)
+    suggestion_dice = models.FloatField(
+        null=True, blank=True, help_text="Dice of the pre-filled suggestion against this mask (submitted only)"
+    )
+
+    class Meta:
+        ordering = ["image", "version"]
+        constraints = [models.UniqueConstraint(fields=["image", "version"], name="annotation_unique_version")]
+
+    def __str__(self) -> str:
+        return f"{self.image} v{self.version}"
+
+
+def suggestion_upload_to(instance: "Suggestion", filename: str) -> str:
+    return f"projects/{instance.query.image.project_id}/suggestions/{filename}"
+
+
+class Suggestion(models.Model):
+    """A model's pre-filled mask for a query: 255 where the model is not confident enough."""
+
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="suggestions")
+    model_version = models.ForeignKey("models_store.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    mask = models.FileField(upload_to=suggestion_upload_to)
+    confidence = models.FileField(upload_to=suggestion_upload_to, help_text="uint8 PNG, confidence × 255")
+    coverage = models.FloatField(default=0.0, help_text="Share of the query's pixels that are pre-filled")
+    precision = models.FloatField(null=True, blank=True, help_text="Against ground truth, when it is known")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["query", "model_version"], name="suggestion_unique_per_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"suggestion for {self.query} by {self.model_version}"
+
+
+class Job(models.Model):
+    """A background run (Celery task) with its live progress; the UI polls this row."""
+
+    class Kind(models.TextChoices):
+        ROUND = "round", "Train, select and suggest"
+        IMPORT = "import", "Import"
+        EXPORT = "export", "Export"
+        PRETRAIN = "pretrain", "Self-supervised pretraining"
+        PING = "ping", "Worker check"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    phase = models.CharField(max_length=64, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    message = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    log = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__lte=100), name="job_progress_max_100"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.state})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL_STATES

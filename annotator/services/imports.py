@@ -1,0 +1,158 @@
+"""Import a folder of images (and optional index masks) into a project, one file at a time.
+
+A bad file is reported and skipped; it never aborts the import and never leaves
+a half-created record or an orphaned file.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+
+from ..imaging import IMAGE_SUFFIXES, InvalidImage, check_image, read_mask, sha256_bytes
+from ..models import Image, Project
+from .errors import ServiceError
+from .projects import class_specs_from_json, project_set_classes
+
+
+@dataclass
+class ImportReport:
+    imported: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"imported {len(self.imported)}, skipped {len(self.skipped)}, rejected {len(self.rejected)}"
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    name: str
+    image_path: Path
+    mask_path: Path | None
+
+
+def dataset_layout(path: Path) -> tuple[list[ImportItem], Path | None]:
+    """Find images (images/ or the folder itself), masks (masks/STEM.png) and classes.json (here or one up)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ServiceError(f"{path} is not a folder")
+    image_dir = path / "images" if (path / "images").is_dir() else path
+    mask_dir = path / "masks" if (path / "masks").is_dir() else None
+    classes = next((p for p in (path / "classes.json", path.parent / "classes.json") if p.is_file()), None)
+    items = []
+    for image_path in sorted(image_dir.iterdir()):
+        if image_path.suffix.lower() not in IMAGE_SUFFIXES or not image_path.is_file():
+            continue
+        mask_path = mask_dir / f"{image_path.stem}.png" if mask_dir else None
+        items.append(ImportItem(image_path.name, image_path, mask_path if mask_path and mask_path.is_file() else None))
+    return items, classes
+
+
+def _ensure_classes(project: Project, classes_json: Path | None) -> int:
+    specs = class_specs_from_json(classes_json) if classes_json else None
+    existing = list(project.classes.order_by("index").values_list("name", flat=True))
+    if specs is None:
+        if not existing:
+            raise ServiceError("the project has no classes and the folder has no classes.json")
+        return len(existing)
+    names = [s.name for s in specs]
+    if not existing:
+        project_set_classes(project=project, classes=specs)
+    elif existing != names:
+        raise ServiceError(f"classes.json lists {names}, but the project's classes are {existing}")
+    return len(names)
+
+
+def dataset_import(
+    *,
+    project: Project,
+    path: Path,
+    domain: str,
+    split: str | None = None,
+    val_count: int = 0,
+    max_pixels: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Import every image under ``path``.
+
+    Splits: source images with masks go to ``train``; target images to the
+    ``pool``, except the last ``val_count`` in name order (frame order for video)
+    which become frozen validation images and must carry masks. ``split``
+    forces one split for all.
+    """
+    if domain not in Image.Domain.values:
+        raise ServiceError(f"domain must be one of {Image.Domain.values}, not {domain!r}")
+    if split is not None and split not in Image.Split.values:
+        raise ServiceError(f"split must be one of {Image.Split.values}, not {split!r}")
+    max_pixels = max_pixels or settings.MASKLOOP_MAX_IMAGE_PIXELS
+    items, classes_json = dataset_layout(Path(path))
+    num_classes = _ensure_classes(project, classes_json)
+    report = ImportReport()
+    val_names = {item.name for item in items[len(items) - val_count:]} if val_count else set()
+    for position, item in enumerate(items):
+        item_split = split or (
+            Image.Split.VAL if item.name in val_names
+            else Image.Split.TRAIN if domain == Image.Domain.SOURCE else Image.Split.POOL
+        )
+        try:
+            outcome = _import_one(project, item, domain, item_split, num_classes, max_pixels)
+        except InvalidImage as exc:
+            report.rejected.append((item.name, str(exc)))
+        else:
+            (report.imported.append(item.name) if outcome is None else report.skipped.append((item.name, outcome)))
+        if progress:
+            progress(position + 1, len(items))
+    return report
+
+
+def _import_one(
+    project: Project, item: ImportItem, domain: str, split: str, num_classes: int, max_pixels: int
+) -> str | None:
+    """Import one file; return None when imported, or why it was skipped. Raises InvalidImage."""
+    data = item.image_path.read_bytes()
+    info = check_image(data, max_pixels=max_pixels)
+    mask_bytes = None
+    if item.mask_path is not None:
+        mask_bytes = item.mask_path.read_bytes()
+        try:
+            read_mask(mask_bytes, size=(info.width, info.height), num_classes=num_classes)
+        except InvalidImage as exc:
+            raise InvalidImage(f"mask {item.mask_path.name}: {exc}") from exc
+    if split == Image.Split.VAL and mask_bytes is None:
+        raise InvalidImage("validation images need a ground-truth mask (masks/STEM.png)")
+    if split == Image.Split.TRAIN and domain == Image.Domain.SOURCE and mask_bytes is None:
+        raise InvalidImage("labeled source images need a mask (masks/STEM.png)")
+    checksum = sha256_bytes(data)
+    if Image.objects.filter(project=project, checksum=checksum).exists():
+        return "already imported (same content)"
+    if Image.objects.filter(project=project, original_name=item.name, domain=domain).exists():
+        return "a different image with this name is already in the project"
+    record = Image(
+        project=project, original_name=item.name, checksum=checksum, domain=domain, split=split,
+        width=info.width, height=info.height,
+    )
+    stored: list = []
+    try:
+        with transaction.atomic():
+            record.file.save(f"{checksum[:16]}{item.image_path.suffix.lower()}", ContentFile(data), save=False)
+            stored.append(record.file)
+            if mask_bytes is not None:
+                record.gt_mask.save(f"{checksum[:16]}.png", ContentFile(mask_bytes), save=False)
+                stored.append(record.gt_mask)
+            record.save()
+    except IntegrityError:
+        for file in stored:
+            file.storage.delete(file.name)
+        if Image.objects.filter(project=project, checksum=checksum).exists():
+            return "already imported (by a concurrent import)"
+        raise
+    except BaseException:
+        for file in stored:
+            file.storage.delete(file.name)
+        raise
+    return None

@@ -1,0 +1,88 @@
+"""Job rows: the durable record of a background run, its live progress and its end."""
+from __future__ import annotations
+
+import traceback
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ..models import Job
+
+
+def job_create(*, kind: str, project=None, round_=None, message: str = "") -> Job:
+    return Job.objects.create(kind=kind, project=project, round=round_, message=message)
+
+
+def job_enqueue(*, job: Job, task, **kwargs) -> None:
+    """Send ``task(job_id=…, **kwargs)`` once the transaction that created the job commits.
+
+    The worker must be able to read the row, so the message may not leave before the commit.
+    """
+
+    def send() -> None:
+        result = task.apply_async(kwargs={"job_id": job.pk, **kwargs})
+        Job.objects.filter(pk=job.pk, celery_task_id="").update(celery_task_id=result.id)
+
+    transaction.on_commit(send)
+
+
+def job_start(*, job_id: int) -> Job | None:
+    """Mark a job running; None if it vanished or already ended (a duplicate delivery)."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.is_final:
+            return None
+        job.state = Job.State.RUNNING
+        job.started_at = job.started_at or timezone.now()
+        job.attempts = F("attempts") + 1
+        job.save(update_fields=["state", "started_at", "attempts"])
+    job.refresh_from_db()
+    return job
+
+
+def job_progress(*, job_id: int, phase: str, progress: float, message: str = "") -> bool:
+    """Record progress; returns True when a cancel was requested (cooperative cancellation)."""
+    progress = int(max(0, min(100, round(progress))))
+    Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(
+        phase=phase[:64], progress=progress, message=message[:500]
+    )
+    return Job.objects.filter(pk=job_id, cancel_requested=True).exists()
+
+
+def job_log(*, job_id: int, line: str) -> None:
+    stamp = timezone.now().strftime("%H:%M:%S")
+    job = Job.objects.filter(pk=job_id).only("log").first()
+    if job is not None:
+        Job.objects.filter(pk=job_id).update(log=(job.log + f"[{stamp}] {line}\n")[-20000:])
+
+
+def job_succeed(*, job_id: int, message: str = "") -> None:
+    Job.objects.filter(pk=job_id).update(
+        state=Job.State.SUCCEEDED, progress=100, message=message[:500], finished_at=timezone.now(), error=""
+    )
+
+
+def job_fail(*, job_id: int, error: BaseException | str) -> None:
+    text = error if isinstance(error, str) else "".join(traceback.format_exception_only(type(error), error)).strip()
+    Job.objects.filter(pk=job_id).update(
+        state=Job.State.FAILED, message=text.splitlines()[-1][:500] if text else "failed",
+        error=text if isinstance(error, str) else traceback.format_exc()[-20000:], finished_at=timezone.now(),
+    )
+
+
+def job_cancel_request(*, job: Job) -> Job:
+    """Ask a running job to stop at its next progress report; a queued one is cancelled at once."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.state == Job.State.QUEUED:
+            job.state, job.finished_at = Job.State.CANCELLED, timezone.now()
+        job.cancel_requested = True
+        job.save(update_fields=["state", "finished_at", "cancel_requested"])
+    return job
+
+
+def job_mark_cancelled(*, job_id: int) -> None:
+    Job.objects.filter(pk=job_id).update(
+        state=Job.State.CANCELLED, message="cancelled on request", finished_at=timezone.now()
+    )

@@ -1,0 +1,1 @@
+urlpatterns: list = []  # annotator queue and labeling pages

@@ -1,0 +1,1 @@
+urlpatterns: list = []  # project lead pages and the dashboard

@@ -1,0 +1,96 @@
+"""Per-pixel uncertainty maps from class probabilities.
+
+Every measure maps probabilities shaped ``(..., C, H, W)`` to ``(..., H, W)``
+in ``[0, 1]`` where **higher means more uncertain**, so measures are
+interchangeable in the region and image scores built on top of them. The maps
+accept numpy arrays (what the rest of the ML core passes around) and torch
+tensors (what :mod:`learning.selection.scoring` computes on, batched, right
+after the forward pass) and return the same kind they were given.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, TypeVar
+
+import numpy as np
+import torch
+
+ArrayLike = TypeVar("ArrayLike", np.ndarray, torch.Tensor)
+
+_CLASS_DIM = -3  # probs are (..., C, H, W)
+
+
+def _as_tensor(probs: np.ndarray | torch.Tensor) -> torch.Tensor:
+    tensor = torch.as_tensor(probs)
+    if tensor.ndim < 3:
+        raise ValueError(f"expected probabilities shaped (..., C, H, W), got {tuple(tensor.shape)}")
+    return tensor.float()
+
+
+def _like_input(result: torch.Tensor, probs: ArrayLike) -> ArrayLike:
+    if isinstance(probs, np.ndarray):
+        return result.numpy().astype(np.float32, copy=False)
+    return result
+
+
+def entropy_map(probs: ArrayLike) -> ArrayLike:
+    """Shannon entropy normalised by ``log C``: 0 = one-hot, 1 = uniform."""
+    p = _as_tensor(probs)
+    num_classes = p.shape[_CLASS_DIM]
+    if num_classes < 2:
+        return _like_input(torch.zeros_like(p.select(_CLASS_DIM, 0)), probs)
+    # xlogy gives 0 * log 0 = 0 without an epsilon that would bias tiny probs.
+    entropy = -torch.special.xlogy(p, p).sum(dim=_CLASS_DIM)
+    return _like_input((entropy / math.log(num_classes)).clamp_(0.0, 1.0), probs)
+
+
+def margin_map(probs: ArrayLike) -> ArrayLike:
+    """``1 - (top1 - top2)``: 1 when the two best classes tie."""
+    p = _as_tensor(probs)
+    if p.shape[_CLASS_DIM] < 2:
+        return _like_input(torch.zeros_like(p.select(_CLASS_DIM, 0)), probs)
+    top2 = p.topk(2, dim=_CLASS_DIM).values
+    margin = top2.select(_CLASS_DIM, 0) - top2.select(_CLASS_DIM, 1)
+    return _like_input((1.0 - margin).clamp_(0.0, 1.0), probs)
+
+
+def least_confidence_map(probs: ArrayLike) -> ArrayLike:
+    """``1 - max p`` rescaled by ``C / (C - 1)`` so a uniform prediction scores 1."""
+    p = _as_tensor(probs)
+    num_classes = p.shape[_CLASS_DIM]
+    if num_classes < 2:
+        return _like_input(torch.zeros_like(p.select(_CLASS_DIM, 0)), probs)
+    top1 = p.amax(dim=_CLASS_DIM)
+    scaled = (1.0 - top1) * (num_classes / (num_classes - 1))
+    return _like_input(scaled.clamp_(0.0, 1.0), probs)
+
+
+UncertaintyMeasure = Callable[[ArrayLike], ArrayLike]
+
+UNCERTAINTY_MEASURES: dict[str, UncertaintyMeasure] = {
+    "entropy": entropy_map,
+    "margin": margin_map,
+    "least_confidence": least_confidence_map,
+}
+
+
+def uncertainty_map(probs: ArrayLike, measure: str = "entropy") -> ArrayLike:
+    """Look a measure up by name (the name stored in a strategy config)."""
+    try:
+        fn = UNCERTAINTY_MEASURES[measure]
+    except KeyError:
+        raise ValueError(f"unknown uncertainty measure {measure!r}; known: {sorted(UNCERTAINTY_MEASURES)}") from None
+    return fn(probs)
+
+
+def flip_tta_probs(predict_probs: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Average class probabilities of ``x`` and its horizontal flip.
+
+    ``predict_probs`` maps an image batch ``(N, 3, H, W)`` to probabilities
+    ``(N, C, H, W)``. Two passes instead of one (EquAL, BMVC'20): pixels
+    whose prediction changes under a flip get a flatter average and so a
+    higher entropy, which a single pass cannot see.
+    """
+    probs = predict_probs(x)
+    flipped = predict_probs(torch.flip(x, dims=(-1,)))
+    return 0.5 * (probs + torch.flip(flipped, dims=(-1,)))
