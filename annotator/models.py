@@ -69,8 +69,15 @@ class Project(models.Model):
     architecture = models.CharField(
         max_length=64, choices=Architecture.choices, default=Architecture.DEEPLABV3_MOBILENET
     )
-    adversarial_adaptation = models.BooleanField(default=True)
-    self_training = models.BooleanField(default=True)
+    adversarial_adaptation = models.BooleanField(default=True, help_text="Output-space adversarial adaptation")
+    self_training = models.BooleanField(default=True, help_text="Confident pseudo-labels (class-wise thresholds)")
+    consistency_training = models.BooleanField(
+        default=True, help_text="Mean-teacher weak-to-strong consistency on unlabeled target images"
+    )
+    pixel_contrastive = models.BooleanField(default=False, help_text="Auxiliary supervised pixel contrastive loss")
+    ssl_pretraining = models.BooleanField(
+        default=False, help_text="Self-supervised pretraining of the encoder on the project's images before round 0"
+    )
     train_height = models.PositiveIntegerField(default=240)
     train_width = models.PositiveIntegerField(default=320)
     train_steps_initial = models.PositiveIntegerField(default=600)
@@ -160,6 +167,9 @@ class Image(models.Model):
     split = models.CharField(max_length=16, choices=Split.choices)
     # Ground truth that came with the import (source labels, validation labels).
     gt_mask = models.FileField(upload_to=mask_upload_to, blank=True)
+    # Cached SLIC superpixels (uint16 PNG of region ids): the same regions are
+    # queried by the selector and painted by the annotator's superpixel tool.
+    superpixels = models.FileField(upload_to=mask_upload_to, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -202,6 +212,9 @@ class Round(models.Model):
         help_text="The model that selected this round's queries and wrote its suggestions.",
     )
     budget_planned_pixels = models.BigIntegerField(default=0)
+    stats = models.JSONField(
+        default=dict, blank=True, help_text="Selection and suggestion summary: strategy, weights, precision, coverage"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -273,6 +286,7 @@ class Annotation(models.Model):
     version = models.PositiveIntegerField()
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     mask = models.FileField(upload_to=annotation_upload_to)
+    mask_checksum = models.CharField(max_length=64, blank=True, help_text="sha256 of the PNG bytes")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     time_spent_seconds = models.FloatField(default=0.0)
