@@ -1,0 +1,76 @@
+"""Shared plumbing for benchmark scripts: machine description and docs/BENCHMARKS.md sections.
+
+Every benchmark owns one section of docs/BENCHMARKS.md between
+``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers and rewrites only
+that section, so scripts can run in any order without clobbering each other.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
+HEADER = (
+    "# maskloop benchmarks\n\n"
+    "Every section below is written by the script it names; rerun the command to refresh it.\n"
+)
+
+
+def machine_description() -> str:
+    """One line naming the CPU, core count, memory and the torch build that produced the numbers."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import torch
+
+        torch_info = f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    except ImportError:
+        torch_info = ""
+    return f"{cpu}, {os.cpu_count()} cores{memory}, Python {platform.python_version()}{torch_info}"
+
+
+def command_line() -> str:
+    """The exact command that ran, for the report."""
+    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+
+
+def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_section(name: str, markdown: str, *, path: Path = BENCHMARKS_MD) -> Path:
+    """Replace (or append) the section ``name`` of docs/BENCHMARKS.md with ``markdown``."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    block = f"{begin}\n{markdown.strip()}\n{end}"
+    text = path.read_text() if path.exists() else HEADER
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
