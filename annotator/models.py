@@ -359,6 +359,10 @@ class Job(models.Model):
     log = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
+    # Who runs it and when it last reported: a job RUNNING on a worker that
+    # restarted, or silent for too long, died with its worker and is re-queued.
+    worker = models.CharField(max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
