@@ -113,6 +113,9 @@ MASKLOOP_MAX_IMAGE_PIXELS = env_int("MASKLOOP_MAX_IMAGE_PIXELS", 40_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024)
 # How long a query stays locked to the annotator who opened it.
 MASKLOOP_QUERY_LOCK_SECONDS = env_int("MASKLOOP_QUERY_LOCK_SECONDS", 30 * 60)
+# A RUNNING job whose worker has not reported for this long is presumed dead and
+# re-queued when any worker starts (training reports progress every few seconds).
+MASKLOOP_JOB_STALE_SECONDS = env_int("MASKLOOP_JOB_STALE_SECONDS", 15 * 60)
 
 # --- REST framework ----------------------------------------------------------
 REST_FRAMEWORK = {

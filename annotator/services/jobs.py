@@ -27,25 +27,28 @@ def job_enqueue(*, job: Job, task, **kwargs) -> None:
     transaction.on_commit(send)
 
 
-def job_start(*, job_id: int) -> Job | None:
-    """Mark a job running; None if it vanished or already ended (a duplicate delivery)."""
+def job_start(*, job_id: int, worker: str = "") -> Job | None:
+    """Mark a job running on ``worker``; None if it vanished or already ended (a duplicate delivery)."""
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.is_final:
             return None
+        now = timezone.now()
         job.state = Job.State.RUNNING
-        job.started_at = job.started_at or timezone.now()
+        job.started_at = job.started_at or now
+        job.heartbeat_at = now
+        job.worker = worker[:255]
         job.attempts = F("attempts") + 1
-        job.save(update_fields=["state", "started_at", "attempts"])
+        job.save(update_fields=["state", "started_at", "heartbeat_at", "worker", "attempts"])
     job.refresh_from_db()
     return job
 
 
 def job_progress(*, job_id: int, phase: str, progress: float, message: str = "") -> bool:
-    """Record progress; returns True when a cancel was requested (cooperative cancellation)."""
+    """Record progress and a heartbeat; returns True when a cancel was requested (cooperative cancellation)."""
     progress = int(max(0, min(100, round(progress))))
     Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(
-        phase=phase[:64], progress=progress, message=message[:500]
+        phase=phase[:64], progress=progress, message=message[:500], heartbeat_at=timezone.now()
     )
     return Job.objects.filter(pk=job_id, cancel_requested=True).exists()
 
@@ -80,6 +83,29 @@ def job_cancel_request(*, job: Job) -> Job:
         job.cancel_requested = True
         job.save(update_fields=["state", "finished_at", "cancel_requested"])
     return job
+
+
+def jobs_orphaned(*, worker: str, stale_after_seconds: float) -> list[Job]:
+    """RUNNING jobs whose worker died: the restarted ``worker`` itself, or silent for too long.
+
+    A worker that starts cannot be running anything yet, so every job still
+    marked RUNNING under its name was killed with its previous process.
+    """
+    stale = timezone.now() - timezone.timedelta(seconds=stale_after_seconds)
+    running = Job.objects.filter(state=Job.State.RUNNING)
+    return list(running.filter(worker=worker)) + list(running.exclude(worker=worker).filter(heartbeat_at__lt=stale))
+
+
+def job_requeue(*, job: Job, task) -> bool:
+    """Put a RUNNING job back in the queue after its worker died; False if someone else did first."""
+    with transaction.atomic():
+        updated = Job.objects.filter(pk=job.pk, state=Job.State.RUNNING, worker=job.worker).update(
+            state=Job.State.QUEUED, worker="", message="re-queued: its worker stopped while running it"
+        )
+        if updated:
+            job_log(job_id=job.pk, line=f"worker {job.worker or '?'} died; re-queued")
+            transaction.on_commit(lambda: task.apply_async(kwargs={"job_id": job.pk}))
+    return bool(updated)
 
 
 def job_mark_cancelled(*, job_id: int) -> None:
