@@ -1,0 +1,326 @@
+"""Images, index masks and the augmented training dataset.
+
+A :class:`Sample` is an image plus an optional index mask, each either a file
+path or an in-memory numpy array: the round loop and the campaign simulator
+pass region labels as arrays that are 255 outside the labeled region, so
+"only labeled pixels count" needs no extra argument anywhere.
+
+Decoding a JPEG on every step would cost more than the forward pass on two
+cores, so path-backed images and masks are decoded and resized once per
+training size and kept in a bounded in-memory cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+
+IGNORE_INDEX = 255  # void / unlabeled: never a class, never in a loss or a metric
+
+# ImageNet statistics: what torchvision's backbones expect, so a local ImageNet
+# backbone checkpoint works without renormalising.
+NORMALIZATION: dict[str, tuple[float, float, float]] = {
+    "mean": (0.485, 0.456, 0.406),
+    "std": (0.229, 0.224, 0.225),
+}
+
+ImageSource = Union[str, os.PathLike, np.ndarray]
+Size = tuple[int, int]  # (H, W)
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """One image with an optional index mask (class ids, 255 = unlabeled).
+
+    ``image``: path or uint8 array (H, W, 3). ``mask``: path, uint8 array (H, W)
+    or None (unlabeled). ``key`` names the sample in logs, metrics and caches.
+    """
+
+    image: ImageSource
+    mask: ImageSource | None = None
+    key: str | None = None
+
+    @property
+    def name(self) -> str:
+        if self.key is not None:
+            return self.key
+        return str(self.image) if not isinstance(self.image, np.ndarray) else f"array@{id(self.image):x}"
+
+
+# --- loading ---------------------------------------------------------------------------------------------
+
+
+def load_image(source: ImageSource) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from a path or an array (grayscale/RGBA arrays are converted)."""
+    if isinstance(source, np.ndarray):
+        array = source
+        if array.ndim == 2:
+            array = np.repeat(array[:, :, None], 3, axis=2)
+        elif array.ndim == 3 and array.shape[2] == 4:
+            array = array[:, :, :3]
+        if array.ndim != 3 or array.shape[2] != 3:
+            raise ValueError(f"image array must be (H, W, 3), got {array.shape}")
+        return np.ascontiguousarray(array, dtype=np.uint8)
+    with Image.open(source) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def load_mask(source: ImageSource) -> np.ndarray:
+    """Index mask uint8 (H, W). Palette ('P') PNGs keep their indices; RGB masks are refused."""
+    if isinstance(source, np.ndarray):
+        if source.ndim != 2:
+            raise ValueError(f"mask array must be (H, W), got {source.shape}")
+        return np.ascontiguousarray(source, dtype=np.uint8)
+    with Image.open(source) as image:
+        if image.mode not in ("L", "P", "I", "I;16"):
+            raise ValueError(f"{source}: mask must be a single-channel index PNG, got mode {image.mode}")
+        array = np.asarray(image)
+    if array.max(initial=0) > 255:
+        raise ValueError(f"{source}: mask values above 255")
+    return array.astype(np.uint8)
+
+
+def resize_image(image: np.ndarray, size: Size) -> np.ndarray:
+    """Bilinear (antialiased) resize of an RGB uint8 array to ``size`` = (H, W)."""
+    if image.shape[:2] == tuple(size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+
+
+def resize_mask(mask: np.ndarray, size: Size) -> np.ndarray:
+    """Nearest-neighbour resize: class ids must never be blended."""
+    if mask.shape[:2] == tuple(size):
+        return mask
+    return np.asarray(Image.fromarray(mask).resize((size[1], size[0]), Image.NEAREST))
+
+
+class DecodedCache:
+    """Thread-safe LRU of decoded, resized path-backed arrays, bounded in bytes.
+
+    Keys include the file's mtime and size, so an edited mask file is re-read.
+    Arrays passed in memory are not cached: they are decoded already and their
+    identity is not stable.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get_or_load(self, kind: str, source: ImageSource, size: Size | None) -> np.ndarray:
+        loader = load_image if kind == "image" else load_mask
+        resizer = resize_image if kind == "image" else resize_mask
+        if isinstance(source, np.ndarray):
+            array = loader(source)
+            return resizer(array, size) if size else array
+        stat = os.stat(source)
+        key = (kind, os.fspath(source), stat.st_mtime_ns, stat.st_size, size)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        array = loader(source)
+        array = resizer(array, size) if size else array
+        array.setflags(write=False)  # shared between datasets: nobody may edit it in place
+        with self._lock:
+            if key not in self._items and array.nbytes <= self.max_bytes:
+                self._items[key] = array
+                self._bytes += array.nbytes
+                while self._bytes > self.max_bytes:
+                    _, evicted = self._items.popitem(last=False)
+                    self._bytes -= evicted.nbytes
+        return array
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+CACHE = DecodedCache(int(float(os.environ.get("MASKLOOP_IMAGE_CACHE_MB", "1024")) * 2**20))
+
+
+def load_sample(sample: Sample, size: Size | None = None, *, cache: DecodedCache = CACHE
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(image, mask) as arrays, both resized to ``size`` when given, else the mask follows the image."""
+    image = cache.get_or_load("image", sample.image, size)
+    if sample.mask is None:
+        return image, None
+    mask = cache.get_or_load("mask", sample.mask, size)
+    return image, resize_mask(mask, image.shape[:2])
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 or [0, 1] float (..., 3, H, W) -> normalised float32."""
+    if images.dtype == torch.uint8:
+        images = images.float().div_(255.0)
+    mean = torch.tensor(NORMALIZATION["mean"], dtype=images.dtype, device=images.device).view(3, 1, 1)
+    std = torch.tensor(NORMALIZATION["std"], dtype=images.dtype, device=images.device).view(3, 1, 1)
+    return (images - mean) / std
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> uint8 tensor (3, H, W). Copies: cached arrays are read-only."""
+    return torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)
+
+
+# --- augmentation ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random scale, crop (back to the training size), horizontal flip and colour jitter."""
+
+    scale: tuple[float, float] = (0.75, 1.5)
+    hflip: float = 0.5
+    brightness: float = 0.25
+    contrast: float = 0.25
+    saturation: float = 0.25
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor, rng: np.random.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``image`` float (3, H, W) in [0, 1], ``mask`` uint8 (H, W); returns the same shapes."""
+        height, width = image.shape[-2:]
+        factor = rng.uniform(*self.scale)
+        scaled = (max(1, round(height * factor)), max(1, round(width * factor)))
+        if scaled != (height, width):
+            image = F.interpolate(image[None], size=scaled, mode="bilinear", align_corners=False)[0]
+            mask = F.interpolate(mask[None, None].float(), size=scaled, mode="nearest")[0, 0].to(torch.uint8)
+        # Pad a shrunk image: the pad is "unlabeled" in the mask and mid-grey in the image.
+        pad_h, pad_w = max(0, height - scaled[0]), max(0, width - scaled[1])
+        if pad_h or pad_w:
+            image = F.pad(image, (0, pad_w, 0, pad_h), value=0.5)
+            mask = F.pad(mask, (0, pad_w, 0, pad_h), value=IGNORE_INDEX)
+        top = int(rng.integers(0, image.shape[-2] - height + 1))
+        left = int(rng.integers(0, image.shape[-1] - width + 1))
+        image = image[:, top:top + height, left:left + width]
+        mask = mask[top:top + height, left:left + width]
+        if rng.random() < self.hflip:
+            image, mask = image.flip(-1), mask.flip(-1)
+        image = self._jitter(image, rng)
+        return image.contiguous(), mask.contiguous()
+
+    def _jitter(self, image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        gray_weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+        ops = rng.permutation(3)
+        for op in ops:
+            if op == 0 and self.brightness:
+                image = image * rng.uniform(1 - self.brightness, 1 + self.brightness)
+            elif op == 1 and self.contrast:
+                mean = (image * gray_weights).sum(0).mean()
+                image = (image - mean) * rng.uniform(1 - self.contrast, 1 + self.contrast) + mean
+            elif op == 2 and self.saturation:
+                gray = (image * gray_weights).sum(0, keepdim=True)
+                image = (image - gray) * rng.uniform(1 - self.saturation, 1 + self.saturation) + gray
+        return image.clamp_(0.0, 1.0)
+
+
+class SegmentationDataset(Dataset):
+    """Samples resized to ``size`` (cached), optionally augmented; yields (image, mask) tensors.
+
+    ``image`` is normalised float32 (3, H, W); ``mask`` is int64 (H, W), all 255
+    for a sample without a mask. Augmentation is a pure function of
+    (``seed``, ``epoch``, index), so a run is reproducible whatever order or
+    process fetches the items.
+    """
+
+    def __init__(self, samples: Sequence[Sample], size: Size, *, augment: Augment | None = None,
+                 seed: int = 0, cache: DecodedCache = CACHE):
+        self.samples = list(samples)
+        self.size = (int(size[0]), int(size[1]))
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.cache = cache
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image_array, mask_array = load_sample(self.samples[index], self.size, cache=self.cache)
+        image = to_tensor(image_array).float().div_(255.0)
+        if mask_array is None:
+            mask = torch.full(self.size, IGNORE_INDEX, dtype=torch.uint8)
+        else:
+            mask = torch.from_numpy(np.array(mask_array, dtype=np.uint8, copy=True))
+        if self.augment is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            image, mask = self.augment(image, mask, rng)
+        return normalize(image), mask.long()
+
+
+def collate(items: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    images, masks = zip(*items)
+    return torch.stack(images), torch.stack(masks)
+
+
+class BatchStream:
+    """Endless batches from a dataset: a fresh seeded permutation per epoch, no worker processes.
+
+    On two shared cores, DataLoader workers only fight the training threads; the
+    cached decode makes the in-process fetch cheap.
+    """
+
+    def __init__(self, dataset: SegmentationDataset, batch_size: int, *, seed: int):
+        if len(dataset) == 0:
+            raise ValueError("cannot draw batches from an empty dataset")
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.seed = seed
+        self._order: list[int] = []
+        self._epoch = -1
+
+    @property
+    def epoch(self) -> int:
+        return max(self._epoch, 0)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = []
+        while len(indices) < self.batch_size:
+            if not self._order:
+                self._epoch += 1
+                self.dataset.epoch = self._epoch
+                self._order = list(np.random.default_rng([self.seed, self._epoch]).permutation(len(self.dataset)))
+            indices.append(int(self._order.pop()))
+        return collate(self.dataset[i] for i in indices)
+
+
+# --- fingerprints ----------------------------------------------------------------------------------------
+
+
+def _source_digest(source: ImageSource | None) -> bytes:
+    if source is None:
+        return b"none"
+    if isinstance(source, np.ndarray):
+        return hashlib.sha256(np.ascontiguousarray(source).tobytes() + str(source.shape).encode()).digest()
+    return hashlib.sha256(Path(source).read_bytes()).digest()
+
+
+def samples_fingerprint(samples: Sequence[Sample]) -> str:
+    """sha256 over every image and mask's content, in order: "which data trained this model"."""
+    digest = hashlib.sha256()
+    for sample in samples:
+        digest.update(_source_digest(sample.image))
+        digest.update(_source_digest(sample.mask))
+    return digest.hexdigest()
+
+
+def folder_samples(root: str | os.PathLike, *, masks: bool = True) -> list[Sample]:
+    """Samples from an import-layout folder (images/NAME.jpg|png + masks/NAME.png), sorted by name."""
+    root = Path(root)
+    samples = []
+    for image in sorted(p for p in (root / "images").iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"}):
+        mask = root / "masks" / f"{image.stem}.png"
+        samples.append(Sample(image=image, mask=mask if masks and mask.exists() else None, key=image.stem))
+    return samples

@@ -1,0 +1,404 @@
+"""Train a segmentation model: data -> model -> loss -> loop -> evaluation.
+
+``train()`` is a plain function over :class:`~learning.data.Sample` lists, so
+the Celery task, the benchmarks, the tests and the CLI all run the same code:
+
+- ``labeled``: source images and labeled target images together. Region labels
+  are masks that are 255 outside the labeled region; only labeled pixels count.
+- ``unlabeled``: target images for the domain-adaptation objectives (a mask,
+  where given, holds human labels that override pseudo-labels).
+- ``init_state``: warm start from the previous round (a round costs minutes),
+  or None to train from scratch (full retrain).
+
+Domain adaptation is a list of registered target objectives
+(:mod:`learning.adaptation`), switched on by ``adversarial`` /
+``self_training`` or by name in ``objectives``.
+
+CLI::
+
+    python -m learning.train --data DIR [--target DIR] --out DIR --steps 500 --size 240 320
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from learning.adaptation import (
+    ObjectiveContext, StepState, TargetObjective, TrainingCancelled, build_objective, masked_cross_entropy,
+)
+from learning.data import (
+    IGNORE_INDEX, NORMALIZATION, Augment, BatchStream, Sample, SegmentationDataset, samples_fingerprint,
+)
+from learning.device import numerics_for, pick_device
+from learning.metrics import SegmentationMetrics
+from learning.models import ARCHITECTURES, DEFAULT_ARCHITECTURE, build_model, model_forward
+
+__all__ = ["TrainConfig", "TrainResult", "TrainingCancelled", "train", "checkpoint_meta"]
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, int, "float | None"], None]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (stored in the checkpoint's meta)."""
+
+    arch: str = DEFAULT_ARCHITECTURE
+    num_classes: int = 2
+    size: tuple[int, int] = (240, 320)  # (H, W) the network trains at
+    batch_size: int = 8  # labeled images per step
+    target_batch_size: int = 4  # unlabeled target images per step (when an objective needs them)
+    steps: int = 500
+    lr: float = 1e-3
+    optimizer: str = "adamw"  # "adamw" | "sgd"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # SGD only
+    schedule: str = "poly"  # "poly" | "onecycle" | "constant"
+    warmup_steps: int = 0  # linear warm-up for "poly"/"constant"
+    grad_clip: float | None = 10.0
+    class_weighting: str = "none"  # "none" | "enet" (1 / ln(1.02 + class frequency), from labeled masks)
+    augment: bool = True
+    scale_range: tuple[float, float] = (0.75, 1.5)
+    seed: int = 0
+    device: str | None = None  # None = CUDA when present, else CPU
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16"
+    backbone_checkpoint: str | None = None  # local ImageNet/backbone state_dict for from-scratch runs
+    # Domain adaptation on the unlabeled target images.
+    adversarial: bool = False
+    adversarial_weight: float = 0.001
+    discriminator_lr: float = 1e-4
+    discriminator_width: int = 64
+    self_training: bool = False
+    self_training_weight: float = 1.0
+    pseudo_label_portion: float = 0.5  # CBST: keep each predicted class's most confident 50 %
+    pseudo_label_cap: float = 0.95  # ... but any pixel at least this confident is kept
+    pseudo_label_floor: float = 0.0  # ... and none below this
+    self_training_start: float = 0.5  # from scratch: first pseudo-labels after this fraction of steps
+    objectives: tuple[str, ...] = ()  # further registered objectives by name
+    objective_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        self.size = (int(self.size[0]), int(self.size[1]))
+        self.scale_range = (float(self.scale_range[0]), float(self.scale_range[1]))
+        self.objectives = tuple(self.objectives)
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r}; choose one of {sorted(ARCHITECTURES)}")
+        if self.batch_size < 2:
+            # DeepLab's ASPP pools each image to 1x1 before a BatchNorm, which cannot train on one value.
+            raise ValueError("batch_size must be >= 2 (BatchNorm in the ASPP pooling branch)")
+        if self.steps < 0 or self.num_classes < 1:
+            raise ValueError("steps must be >= 0 and num_classes >= 1")
+
+    @property
+    def objective_names(self) -> tuple[str, ...]:
+        names = (("adversarial",) if self.adversarial else ()) + (("self_training",) if self.self_training else ())
+        return names + tuple(n for n in self.objectives if n not in names)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class TrainResult:
+    state_dict: dict[str, torch.Tensor]  # CPU tensors
+    metrics: SegmentationMetrics | None  # on ``val``, when given
+    history: list[dict[str, float]]  # every ``log_every`` steps: step, lr, loss and its terms
+    seconds: float  # wall time of the whole call
+    train_seconds: float  # the step loop alone
+    steps: int
+    epochs: float  # passes over the labeled set
+    objective_summaries: dict[str, dict[str, Any]]
+    objective_states: dict[str, dict[str, Any]]  # pass back as ``objective_states`` next round
+    data_hashes: dict[str, str]
+    config: TrainConfig
+
+    @property
+    def seconds_per_step(self) -> float:
+        return self.train_seconds / self.steps if self.steps else 0.0
+
+
+def class_weights(samples: Sequence[Sample], num_classes: int, size: tuple[int, int]) -> torch.Tensor:
+    """ENet's weighting 1 / ln(1.02 + p_c) from the labeled pixels' class frequencies p_c."""
+    from learning.data import load_sample
+
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for sample in samples:
+        _, mask = load_sample(sample, size)
+        if mask is not None:
+            counts += np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=num_classes)[:num_classes]
+    frequency = counts / max(counts.sum(), 1)
+    return torch.tensor(1.0 / np.log(1.02 + frequency), dtype=torch.float32)
+
+
+def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    # No weight decay on norms and biases: decaying BatchNorm scales hurts small-batch training.
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}")
+
+
+def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    total = max(config.steps, 1)
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total + 1,
+                                                   pct_start=0.15, div_factor=20.0, final_div_factor=200.0)
+
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+        if config.schedule == "constant":
+            return warm
+        if config.schedule == "poly":
+            return warm * (1.0 - min(step, total) / (total + 1)) ** 0.9
+        raise ValueError(f"unknown schedule {config.schedule!r}")
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence[Sample] = (),
+          val: Sequence[Sample] = (), init_state: dict[str, torch.Tensor] | None = None,
+          objective_states: dict[str, dict[str, Any]] | None = None,
+          progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    """Train (or fine-tune) a model; raises :class:`TrainingCancelled` when ``should_stop()`` turns True.
+
+    ``progress(phase, step, total, loss)`` is called with phases
+    ``"pseudo_labels"``, ``"train"`` (every step, with the loss) and ``"evaluate"``.
+    """
+    started = time.perf_counter()
+    if not labeled and not unlabeled:
+        raise ValueError("nothing to train on: no labeled and no unlabeled samples")
+    _seed_everything(config.seed)
+    device = pick_device(config.device)
+    numerics = numerics_for(device, config.precision)
+
+    def check_stop() -> None:
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled("training cancelled")
+
+    model = build_model(config.arch, config.num_classes, backbone_checkpoint=config.backbone_checkpoint)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model = numerics.prepare_model(model).train()
+
+    augment = Augment(scale=config.scale_range) if config.augment else None
+    target_dataset = SegmentationDataset(unlabeled, config.size, augment=augment, seed=config.seed + 1) \
+        if unlabeled else None
+    objectives: list[TargetObjective] = [
+        build_objective(name, config, config.objective_options.get(name)) for name in config.objective_names
+    ]
+    context = ObjectiveContext(config=config, model=model, numerics=numerics, target_dataset=target_dataset,
+                               warm_start=init_state is not None, progress=progress, should_stop=should_stop)
+    for objective in objectives:
+        if objective_states and objective.name in objective_states:
+            objective.load_state_dict(objective_states[objective.name])
+        check_stop()
+        objective.setup(context)
+    model.train()
+
+    labeled_stream = BatchStream(SegmentationDataset(labeled, config.size, augment=augment, seed=config.seed),
+                                 config.batch_size, seed=config.seed) if labeled else None
+    needs_target = target_dataset is not None and any(o.needs_target_batch for o in objectives)
+    target_stream = BatchStream(target_dataset, config.target_batch_size, seed=config.seed + 1) \
+        if needs_target else None
+    if labeled_stream is None and target_stream is None:
+        raise ValueError("no labeled samples and no objective that trains on unlabeled ones")
+    weight = class_weights(labeled, config.num_classes, config.size).to(device) \
+        if config.class_weighting == "enet" and labeled else None
+    if config.class_weighting not in ("none", "enet"):
+        raise ValueError(f"unknown class_weighting {config.class_weighting!r}")
+
+    optimizer = _optimizer(config, model)
+    scheduler = _scheduler(config, optimizer)
+    scaler = torch.amp.GradScaler(device.type) if numerics.needs_grad_scaler else None
+    history: list[dict[str, float]] = []
+    loop_started = time.perf_counter()
+    for step in range(config.steps):
+        check_stop()
+        parts_x, parts_y = [], []
+        if labeled_stream is not None:
+            xs, ys = labeled_stream.next()
+            parts_x.append(xs)
+            parts_y.append(ys)
+        if target_stream is not None:
+            xt, yt = target_stream.next()
+            parts_x.append(xt)
+            parts_y.append(yt)
+        # One forward over source and target together: cheaper on a CPU than two.
+        x = numerics.prepare_input(torch.cat(parts_x))
+        with numerics.autocast():
+            out = model_forward(model, x)
+        logits = out.logits.float()
+        n_source = parts_x[0].shape[0] if labeled_stream is not None else 0
+        ys = parts_y[0].to(device) if labeled_stream is not None else None
+        state = StepState(
+            step=step, total_steps=config.steps, model=model, numerics=numerics,
+            source_images=parts_x[0] if labeled_stream is not None else None, source_masks=ys,
+            source_out=type(out)(logits[:n_source], out.features[:n_source]), context=context,
+        )
+        if target_stream is not None:
+            state.target_images = parts_x[-1]
+            state.target_masks = parts_y[-1].to(device)
+            state.target_out = type(out)(logits[n_source:], out.features[n_source:])
+        terms: dict[str, torch.Tensor] = {}
+        if ys is not None:
+            terms["supervised"] = masked_cross_entropy(state.source_out.logits, ys, weight=weight)
+        for objective in objectives:
+            terms.update(objective.loss(state))
+        loss = sum(terms.values()) if terms else logits.sum() * 0.0
+
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+        for objective in objectives:
+            objective.after_step(state)
+
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"loss became {loss_value} at step {step}; lower the learning rate")
+        if step % config.log_every == 0 or step == config.steps - 1:
+            history.append({"step": step, "lr": optimizer.param_groups[0]["lr"], "loss": loss_value,
+                            **{k: float(v.detach()) for k, v in terms.items()}, **state.logs})
+        if progress is not None:
+            progress("train", step + 1, config.steps, loss_value)
+    train_seconds = time.perf_counter() - loop_started
+
+    metrics = None
+    if val:
+        check_stop()
+        from learning.inference import evaluate
+
+        if progress is not None:
+            progress("evaluate", 0, len(val), None)
+        metrics = evaluate(model, val, config.num_classes, size=config.size, batch_size=config.batch_size,
+                           device=device, precision=config.precision)
+        if progress is not None:
+            progress("evaluate", len(val), len(val), None)
+    model.eval()
+    state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    seen = config.steps * config.batch_size
+    return TrainResult(
+        state_dict=state_dict, metrics=metrics, history=history, seconds=time.perf_counter() - started,
+        train_seconds=train_seconds, steps=config.steps, epochs=seen / len(labeled) if labeled else 0.0,
+        objective_summaries={o.name: o.summary() for o in objectives},
+        objective_states={o.name: o.state_dict() for o in objectives if o.state_dict()},
+        data_hashes={"labeled": samples_fingerprint(labeled), "unlabeled": samples_fingerprint(unlabeled),
+                     "val": samples_fingerprint(val)},
+        config=config,
+    )
+
+
+def checkpoint_meta(result: TrainResult, *, classes: Sequence[Any], parent: str | None = None,
+                    **extra: Any) -> dict[str, Any]:
+    """The meta.json content for :func:`learning.checkpoint.save_checkpoint` of a train result."""
+    return {
+        "architecture": result.config.arch,
+        "classes": list(classes),
+        "normalization": {k: list(v) for k, v in NORMALIZATION.items()},
+        "input_size": list(result.config.size),
+        "training_config": result.config.to_dict(),
+        "parent_version": parent,
+        "metrics": result.metrics.to_dict() if result.metrics else None,
+        "data_hashes": result.data_hashes,
+        "objectives": result.objective_summaries,
+        "train_seconds": round(result.train_seconds, 2),
+        "steps": result.steps,
+        **extra,
+    }
+
+
+# --- CLI -------------------------------------------------------------------------------------------------
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    from learning.checkpoint import load_checkpoint, save_checkpoint
+    from learning.data import folder_samples
+
+    parser = argparse.ArgumentParser(prog="python -m learning.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, type=Path, help="labeled folder: images/, masks/, classes.json")
+    parser.add_argument("--target", type=Path, help="unlabeled target folder (images/; masks/ are ignored)")
+    parser.add_argument("--val", type=Path, help="labeled validation folder")
+    parser.add_argument("--out", required=True, type=Path, help="new checkpoint directory (must not exist)")
+    parser.add_argument("--init", type=Path, help="checkpoint directory to warm-start from")
+    parser.add_argument("--arch", default=DEFAULT_ARCHITECTURE, choices=sorted(ARCHITECTURES))
+    parser.add_argument("--size", nargs=2, type=int, default=[240, 320], metavar=("H", "W"))
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
+    parser.add_argument("--schedule", default="poly", choices=["poly", "onecycle", "constant"])
+    parser.add_argument("--adversarial", action="store_true")
+    parser.add_argument("--self-training", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    classes = json.loads((args.data / "classes.json").read_text())["classes"]
+    init_state, parent = None, None
+    if args.init:
+        init_state, init_meta = load_checkpoint(args.init, expected_classes=classes)
+        parent = str(args.init)
+    config = TrainConfig(arch=args.arch, num_classes=len(classes), size=tuple(args.size), steps=args.steps,
+                         batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule,
+                         adversarial=args.adversarial, self_training=args.self_training, seed=args.seed,
+                         device=args.device)
+    last_print = [0.0]
+
+    def progress(phase: str, step: int, total: int, loss: float | None) -> None:
+        now = time.monotonic()
+        if now - last_print[0] > 5 or step == total:
+            last_print[0] = now
+            print(f"{phase} {step}/{total}" + (f" loss {loss:.4f}" if loss is not None else ""), flush=True)
+
+    result = train(config, labeled=folder_samples(args.data), val=folder_samples(args.val) if args.val else (),
+                   unlabeled=folder_samples(args.target, masks=False) if args.target else (),
+                   init_state=init_state, progress=progress)
+    path = save_checkpoint(args.out, state_dict=result.state_dict,
+                           meta=checkpoint_meta(result, classes=classes, parent=parent))
+    if result.metrics:
+        print(f"val mIoU {result.metrics.miou:.4f}, pixel accuracy {result.metrics.pixel_accuracy:.4f}")
+    print(f"saved {path} ({result.train_seconds:.0f} s, {result.seconds_per_step:.2f} s/step)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
