@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from learning.adaptation import OBJECTIVES, TargetObjective, masked_cross_entropy, register_objective
+from learning.checkpoint import load_checkpoint
+from learning.data import IGNORE_INDEX
+from learning.models import build_model, model_forward
+from learning.train import TrainConfig, TrainingCancelled, _main, checkpoint_meta, train
+
+TINY = dict(arch="lraspp_mobilenet_v3_large", num_classes=2, size=(32, 48), batch_size=2, target_batch_size=2)
+
+
+def test_training_steps_reduce_the_loss_on_a_fixed_batch(tiny_samples):
+    # Two samples and batch size 2, no augmentation: every step sees the same batch.
+    config = TrainConfig(**TINY, steps=25, lr=3e-3, schedule="constant", augment=False, log_every=1)
+    result = train(config, labeled=tiny_samples(2))
+    losses = [h["loss"] for h in result.history]
+    assert len(losses) == 25
+    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3])
+
+
+def test_pixels_at_255_contribute_nothing_to_loss_or_gradient():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 5, 6, requires_grad=True)
+    target = torch.randint(0, 3, (2, 5, 6))
+    region = target.clone()
+    region[:, :, 3:] = IGNORE_INDEX  # only the left half is labeled
+    loss = masked_cross_entropy(logits, region)
+    loss.backward()
+    assert torch.all(logits.grad[:, :, :, 3:] == 0)
+    assert torch.all(logits.grad[:, :, :, :3].abs().sum(1) > 0)
+    # ... and it equals the plain mean over the labeled pixels only.
+    expected = F.cross_entropy(logits[:, :, :, :3].detach(), target[:, :, :3])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_region_labels_restrict_the_model_gradient(tiny_samples):
+    """Changing the labels outside the region changes nothing once they are 255."""
+    model = build_model("lraspp_mobilenet_v3_large", 2).train()
+    sample = tiny_samples(2)
+    x = torch.stack([torch.from_numpy(s.image).permute(2, 0, 1).float() / 255 for s in sample])
+    full = torch.stack([torch.from_numpy(s.mask.astype(np.int64)) for s in sample])
+
+    def grads(target):
+        model.zero_grad()
+        masked_cross_entropy(model_forward(model, x).logits, target).backward()
+        return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    region_a = full.clone()
+    region_a[:, 16:] = IGNORE_INDEX
+    region_b = region_a.clone()
+    flipped = 1 - full
+    region_b[:, 16:] = flipped[:, 16:]  # contradictory labels outside the region ...
+    region_b[:, 16:] = IGNORE_INDEX  # ... erased again: must be identical to region_a
+    for a, b in zip(grads(region_a), grads(region_b)):
+        torch.testing.assert_close(a, b)
+    differs = [not torch.allclose(a, b) for a, b in zip(grads(region_a), grads(flipped))]
+    assert any(differs)
+
+
+def test_an_all_unlabeled_batch_gives_zero_loss_not_nan():
+    logits = torch.randn(1, 2, 3, 3, requires_grad=True)
+    loss = masked_cross_entropy(logits, torch.full((1, 3, 3), IGNORE_INDEX))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.all(logits.grad == 0)
+    weighted = masked_cross_entropy(logits, torch.full((1, 3, 3), IGNORE_INDEX), weight=torch.ones(2))
+    assert weighted.item() == 0.0
+
+
+def test_progress_is_reported_for_every_step_and_the_evaluation(tiny_samples):
+    calls = []
+    samples = tiny_samples(3)
+    result = train(TrainConfig(**TINY, steps=4), labeled=samples, val=samples[:2],
+                   progress=lambda *args: calls.append(args))
+    train_calls = [c for c in calls if c[0] == "train"]
+    assert [(c[1], c[2]) for c in train_calls] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert all(isinstance(c[3], float) for c in train_calls)
+    assert ("evaluate", 2, 2, None) in calls
+    assert result.metrics is not None and result.metrics.num_classes == 2
+
+
+def test_cancellation_stops_within_a_step(tiny_samples):
+    seen = []
+
+    def should_stop():
+        return len(seen) >= 2
+
+    with pytest.raises(TrainingCancelled):
+        train(TrainConfig(**TINY, steps=50), labeled=tiny_samples(2),
+              progress=lambda phase, step, total, loss: seen.append(step), should_stop=should_stop)
+    assert seen == [1, 2]
+
+
+def test_cancellation_during_pseudo_labeling(tiny_samples):
+    init = build_model("lraspp_mobilenet_v3_large", 2).state_dict()
+    phases = []
+    with pytest.raises(TrainingCancelled):
+        train(TrainConfig(**TINY, steps=5, self_training=True), labeled=tiny_samples(2),
+              unlabeled=tiny_samples(3, labeled=False, seed=1), init_state=init,
+              progress=lambda phase, *rest: phases.append(phase), should_stop=lambda: "pseudo_labels" in phases)
+    assert "train" not in phases
+
+
+def test_warm_start_with_zero_steps_returns_the_initial_weights(tiny_samples):
+    init = build_model("lraspp_mobilenet_v3_large", 2).state_dict()
+    result = train(TrainConfig(**TINY, steps=0), labeled=tiny_samples(2), init_state=init)
+    for key, value in init.items():
+        assert torch.equal(result.state_dict[key], value), key
+
+
+def test_same_seed_same_weights(tiny_samples):
+    samples = tiny_samples(3)
+    first = train(TrainConfig(**TINY, steps=3, seed=7), labeled=samples).state_dict
+    second = train(TrainConfig(**TINY, steps=3, seed=7), labeled=samples).state_dict
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_adversarial_and_self_training_combine_and_hand_state_to_the_next_round(tiny_samples):
+    labeled, unlabeled = tiny_samples(3), tiny_samples(3, labeled=False, seed=1)
+    config = TrainConfig(**TINY, steps=3, adversarial=True, self_training=True, log_every=1)
+    first = train(config, labeled=labeled, unlabeled=unlabeled, init_state=build_model(**{
+        "arch": TINY["arch"], "num_classes": 2}).state_dict())
+    assert {"supervised", "adversarial", "self_training", "discriminator"} <= set(first.history[-1])
+    assert first.objective_summaries["self_training"]["pseudo_labeled_fraction"] > 0
+    second = train(config, labeled=labeled, unlabeled=unlabeled, init_state=first.state_dict,
+                   objective_states=first.objective_states)
+    assert set(second.objective_states) == {"adversarial"}
+
+
+def test_a_registered_objective_plugs_into_the_loop(tiny_samples):
+    @register_objective("test_entropy_minimisation")
+    class EntropyMinimisation(TargetObjective):
+        def setup(self, context):
+            self.steps_seen = []
+
+        def loss(self, state):
+            probs = state.target_out.logits.softmax(1)
+            return {"entropy": -(probs * probs.clamp_min(1e-8).log()).sum(1).mean() * self.options["weight"]}
+
+        def after_step(self, state):
+            self.steps_seen.append(state.step)
+
+        def summary(self):
+            return {"steps": self.steps_seen}
+
+    try:
+        config = TrainConfig(**TINY, steps=3, objectives=("test_entropy_minimisation",),
+                             objective_options={"test_entropy_minimisation": {"weight": 0.1}}, log_every=1)
+        result = train(config, labeled=tiny_samples(2), unlabeled=tiny_samples(2, labeled=False, seed=1))
+        assert result.objective_summaries["test_entropy_minimisation"] == {"steps": [0, 1, 2]}
+        assert all("entropy" in h for h in result.history)
+    finally:
+        OBJECTIVES.pop("test_entropy_minimisation")
+
+
+def test_config_validation(tiny_samples):
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=1)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        TrainConfig(arch="nope")
+    with pytest.raises(ValueError, match="unknown training objective"):
+        train(TrainConfig(**TINY, steps=1, objectives=("nope",)), labeled=tiny_samples(2))
+
+
+def test_enet_class_weighting_trains(tiny_samples):
+    result = train(TrainConfig(**TINY, steps=2, class_weighting="enet"), labeled=tiny_samples(2))
+    assert np.isfinite(result.history[-1]["loss"])
+
+
+def test_cli_trains_and_writes_a_checkpoint(tmp_path, tiny_samples):
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    for sample in tiny_samples(3):
+        Image.fromarray(sample.image).save(data / "images" / f"{sample.key}.png")
+        Image.fromarray(sample.mask, mode="L").save(data / "masks" / f"{sample.key}.png")
+    classes = [{"id": 0, "name": "background"}, {"id": 1, "name": "square"}]
+    (data / "classes.json").write_text(json.dumps({"classes": classes, "ignore_index": 255}))
+    out = tmp_path / "v1"
+    assert _main(["--data", str(data), "--val", str(data), "--out", str(out), "--arch", TINY["arch"],
+                  "--size", "32", "48", "--steps", "2", "--batch-size", "2"]) == 0
+    state_dict, meta = load_checkpoint(out, expected_classes=["background", "square"])
+    assert meta["training_config"]["steps"] == 2 and meta["metrics"]["num_classes"] == 2
+    assert meta["data_hashes"]["labeled"] and meta["normalization"]["mean"]
+    assert _main(["--data", str(data), "--out", str(tmp_path / "v2"), "--init", str(out), "--arch", TINY["arch"],
+                  "--size", "32", "48", "--steps", "1", "--batch-size", "2"]) == 0
+    assert load_checkpoint(tmp_path / "v2")[1]["parent_version"] == str(out)
+
+
+def test_checkpoint_meta_is_json_serialisable(tiny_samples):
+    samples = tiny_samples(2)
+    result = train(TrainConfig(**TINY, steps=1), labeled=samples, val=samples)
+    json.dumps(checkpoint_meta(result, classes=["a", "b"], parent="v0"))
