@@ -1,33 +1,235 @@
+"""Serializers: the shapes the API reads and writes. Writes go through services, never ``serializer.save()``."""
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from ..models import Job, LabelClass, Project
+from models_store.models import ModelVersion
+
+from ..models import Annotation, Image, Job, LabelClass, Membership, Project, Query, Round, Suggestion
+from ..services.exports import EXPORT_FORMATS
+from ..services.projects import EDITABLE_FIELDS
 
 
 class LabelClassSerializer(serializers.ModelSerializer):
+    index = serializers.IntegerField(min_value=0, max_value=254)
+
     class Meta:
         model = LabelClass
         fields = ["index", "name", "color", "hotkey"]
+        # Uniqueness is checked across the whole list by project_set_classes.
+        validators: list = []
+
+
+PROJECT_SETTINGS = [
+    "query_unit", "budget_unit", "budget_per_round", "rounds_total", "strategy", "uncertainty_measure",
+    "diversity_weight", "architecture", "adversarial_adaptation", "self_training", "consistency_training",
+    "pixel_contrastive", "ssl_pretraining", "train_height", "train_width", "train_steps_initial",
+    "train_steps_per_round", "init_checkpoint", "suggestion_precision",
+]
+assert set(PROJECT_SETTINGS) | {"name", "description"} == EDITABLE_FIELDS
 
 
 class ProjectSerializer(serializers.ModelSerializer):
-    classes = LabelClassSerializer(many=True, read_only=True)
+    classes = LabelClassSerializer(many=True, required=False,
+                                   help_text="On create only; change them later with PUT /classes/.")
+    role = serializers.SerializerMethodField(help_text="Your role: lead, annotator (staff see lead).")
+    current_round = serializers.IntegerField(read_only=True, allow_null=True, required=False)
 
     class Meta:
         model = Project
-        fields = [
-            "id", "name", "description", "state", "created_at", "classes",
-            "query_unit", "budget_unit", "budget_per_round", "rounds_total", "strategy",
-            "uncertainty_measure", "diversity_weight", "architecture", "adversarial_adaptation",
-            "self_training", "suggestion_precision",
-        ]
+        fields = ["id", "name", "description", "state", "created_at", "role", "current_round", "classes",
+                  *PROJECT_SETTINGS]
         read_only_fields = ["state", "created_at"]
+        validators: list = []  # name uniqueness: the service says it in a sentence
+
+    def get_role(self, project) -> str | None:
+        user = self.context["request"].user
+        if user.is_staff:
+            return Membership.Role.LEAD
+        role = getattr(project, "role", None)
+        if role is None:
+            role = project.memberships.filter(user=user).values_list("role", flat=True).first()
+        return role
+
+
+class ProjectUpdateSerializer(ProjectSerializer):
+    class Meta(ProjectSerializer.Meta):
+        read_only_fields = ["state", "created_at", "classes"]
+        extra_kwargs = {"name": {"required": False}}
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    user_id = serializers.IntegerField(source="user.pk", read_only=True)
+    username = serializers.CharField(source="user.username")
+
+    class Meta:
+        model = Membership
+        fields = ["user_id", "username", "role"]
+
+    def validate_username(self, value: str):
+        user = get_user_model().objects.filter(username=value).first()
+        if user is None:
+            raise serializers.ValidationError(f"there is no user {value!r}")
+        return user
+
+
+class ReadinessSerializer(serializers.Serializer):
+    ready = serializers.BooleanField()
+    problems = serializers.ListField(child=serializers.CharField())
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    has_ground_truth = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = ["id", "project", "original_name", "width", "height", "checksum", "domain", "split",
+                  "has_ground_truth", "created_at"]
+        read_only_fields = fields
+
+    def get_has_ground_truth(self, image) -> bool:
+        return bool(image.gt_mask)
+
+
+class ImageSplitSerializer(serializers.Serializer):
+    image_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+    split = serializers.ChoiceField(choices=Image.Split.choices)
+
+
+class ImageSplitResultSerializer(serializers.Serializer):
+    changed = serializers.IntegerField()
+
+
+class ImportSerializer(serializers.Serializer):
+    domain = serializers.ChoiceField(choices=Image.Domain.choices)
+    val_count = serializers.IntegerField(min_value=0, default=0,
+                                         help_text="The last N target images (name order) become validation images.")
+    archive = serializers.FileField(required=False, help_text="A zip: images/ (+ masks/, classes.json).")
+    folder = serializers.CharField(required=False, allow_blank=True,
+                                   help_text="Or an absolute folder on the server (under MASKLOOP_IMPORT_ROOTS).")
+
+
+class ExportSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=sorted(EXPORT_FORMATS))
+    include_imported = serializers.BooleanField(
+        default=True, help_text="Also export ground truth that came with the import (source, validation).")
+
+
+class RoundSerializer(serializers.ModelSerializer):
+    queries_total = serializers.IntegerField(read_only=True)
+    queries_pending = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Round
+        fields = ["id", "project", "number", "state", "model_version", "budget_planned_pixels", "stats",
+                  "queries_total", "queries_pending", "created_at", "opened_at", "closed_at"]
+        read_only_fields = fields
+
+
+class QuerySerializer(serializers.ModelSerializer):
+    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Query
+        fields = ["id", "round", "image", "region_key", "region_bbox", "pixels", "score", "priority", "status",
+                  "assignee", "locked_until", "skip_reason", "time_spent_seconds", "created_at", "submitted_at"]
+        read_only_fields = fields
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    author = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "image", "query", "version", "parent", "author", "created_at", "time_spent_seconds",
+                  "is_submitted", "labeled_pixels", "suggestion_dice", "mask_checksum"]
+        read_only_fields = fields
+
+
+class SuggestionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Suggestion
+        fields = ["id", "query", "model_version", "coverage", "precision", "created_at"]
+        read_only_fields = fields
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    round_number = serializers.IntegerField(source="round.number", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "project", "version", "round", "round_number", "parent", "architecture", "classes",
+                  "metrics", "train_config", "labeled_target_pixels", "state", "created_at"]
+        read_only_fields = fields
 
 
 class JobSerializer(serializers.ModelSerializer):
+    round_number = serializers.IntegerField(source="round.number", read_only=True, allow_null=True)
+    is_final = serializers.BooleanField(read_only=True)
+
     class Meta:
         model = Job
-        fields = [
-            "id", "project", "round", "kind", "state", "phase", "progress", "message", "error",
-            "cancel_requested", "attempts", "created_at", "started_at", "finished_at",
-        ]
+        fields = ["id", "project", "round", "round_number", "kind", "state", "is_final", "phase", "progress",
+                  "message", "error", "cancel_requested", "attempts", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
+
+
+class JobDetailSerializer(JobSerializer):
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "log"]
+        read_only_fields = fields
+
+
+# --- Metrics (mirrors annotator.selectors.ProjectMetrics) -----------------------------------------------------
+
+
+class RoundMetricsSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    state = serializers.CharField()
+    model_version_id = serializers.IntegerField(allow_null=True)
+    model_version = serializers.IntegerField(allow_null=True)
+    miou = serializers.FloatField(allow_null=True)
+    pixel_accuracy = serializers.FloatField(allow_null=True)
+    per_class_iou = serializers.DictField(child=serializers.FloatField(allow_null=True),
+                                          help_text="Class name → IoU; null = n/a (class absent from both).")
+    labeled_target_fraction = serializers.FloatField(allow_null=True)
+    labeled_target_pixels = serializers.IntegerField(allow_null=True)
+    train_seconds = serializers.FloatField(allow_null=True)
+    strategy = serializers.CharField(allow_null=True)
+    diversity_weight = serializers.FloatField(allow_null=True)
+    budget_planned_pixels = serializers.IntegerField()
+    budget_spent_pixels = serializers.IntegerField()
+    queries = serializers.IntegerField()
+    submitted = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    suggestion_precision = serializers.FloatField(allow_null=True)
+    suggestion_coverage = serializers.FloatField(allow_null=True)
+    suggestion_dice_mean = serializers.FloatField(allow_null=True)
+    suggestion_dice_median = serializers.FloatField(allow_null=True)
+    suggestion_dice_count = serializers.IntegerField()
+
+
+class AnnotatorThroughputSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    submitted = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    active_hours = serializers.FloatField()
+    queries_per_hour = serializers.FloatField(allow_null=True)
+    median_seconds = serializers.FloatField(allow_null=True)
+    labeled_pixels = serializers.IntegerField()
+
+
+class ProjectMetricsSerializer(serializers.Serializer):
+    classes = serializers.ListField(child=serializers.CharField())
+    rounds = RoundMetricsSerializer(many=True)
+    annotators = AnnotatorThroughputSerializer(many=True)
+    baseline_miou = serializers.FloatField(allow_null=True, help_text="Round 0: no target labels.")
+    latest_miou = serializers.FloatField(allow_null=True)
+    target_pool_pixels = serializers.IntegerField()
+    validation_images = serializers.IntegerField()
+    labeled_pixels_total = serializers.IntegerField()
+    budget_note = serializers.CharField()
+    rounds_total = serializers.IntegerField()
+    notes = serializers.ListField(child=serializers.CharField())

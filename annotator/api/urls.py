@@ -1,15 +1,8 @@
 from django.urls import include, path
-from rest_framework.routers import DefaultRouter
-
-from . import views
-
-router = DefaultRouter()
-router.register("projects", views.ProjectViewSet, basename="project")
-router.register("jobs", views.JobViewSet, basename="job")
 
 urlpatterns = [
-    # Labeling (next query, annotations, suggestions) and lead resources register their own routes.
+    # The labeling endpoints (next query, save, submit, skip) come first: on a path
+    # both define, the annotator's route wins. Everything else is in lead_urls.
     path("", include("annotator.api.labeling_urls")),
     path("", include("annotator.api.lead_urls")),
-    path("", include(router.urls)),
 ]

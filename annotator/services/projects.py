@@ -59,14 +59,52 @@ def default_hotkey(index: int) -> str:
     return "0" if index == 9 else ""
 
 
+# Settings a running project keeps: the next round fine-tunes the previous
+# round's weights (same architecture), and pretraining only happens before round 0.
+LOCKED_AFTER_START = frozenset({"architecture", "ssl_pretraining", "init_checkpoint"})
+
+# Everything a lead may edit with project_update (the state changes only through services).
+EDITABLE_FIELDS = frozenset({
+    "name", "description", "query_unit", "budget_unit", "budget_per_round", "rounds_total", "strategy",
+    "uncertainty_measure", "diversity_weight", "architecture", "adversarial_adaptation", "self_training",
+    "consistency_training", "pixel_contrastive", "ssl_pretraining", "train_height", "train_width",
+    "train_steps_initial", "train_steps_per_round", "init_checkpoint", "suggestion_precision",
+})
+
+
+def project_check_settings(project: Project) -> None:
+    """Field validators plus the combinations a round could not honour, as ServiceError."""
+    from django.core.exceptions import ValidationError
+
+    try:
+        project.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        raise ServiceError("; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items()))
+    unit, budget = project.budget_unit, project.budget_per_round
+    if unit == Project.BudgetUnit.PIXEL_PERCENT and not 0 < budget <= 100:
+        raise ServiceError("a budget in % of target pixels must be above 0 and at most 100")
+    if unit in (Project.BudgetUnit.IMAGES, Project.BudgetUnit.REGIONS) and (budget < 1 or budget != int(budget)):
+        raise ServiceError(f"a budget in {unit} must be a whole number of at least 1")
+    if unit == Project.BudgetUnit.REGIONS and project.query_unit != Project.QueryUnit.REGION:
+        raise ServiceError("a budget in regions needs region queries")
+    if project.strategy == Project.Strategy.REGION and project.query_unit != Project.QueryUnit.REGION:
+        raise ServiceError("the region strategy (RIPU) needs region queries")
+
+
 @transaction.atomic
 def project_create(
     *, name: str, classes: Sequence[ClassSpec] = (), created_by: AbstractBaseUser | None = None, **settings
 ) -> Project:
+    name = name.strip()
+    if not name:
+        raise ServiceError("a project needs a name")
     if Project.objects.filter(name=name).exists():
         raise ServiceError(f"a project named {name!r} exists already")
+    unknown = set(settings) - EDITABLE_FIELDS
+    if unknown:
+        raise ServiceError(f"unknown project settings: {sorted(unknown)}")
     project = Project(name=name, created_by=created_by, **settings)
-    project.full_clean()
+    project_check_settings(project)
     project.save()
     if classes:
         project_set_classes(project=project, classes=classes)
@@ -108,6 +146,57 @@ def project_set_classes(*, project: Project, classes: Sequence[ClassSpec]) -> li
 
 
 @transaction.atomic
+def project_update(*, project: Project, **changes) -> Project:
+    """Change settings; they apply from the next round on. Architecture and pretraining are fixed once started."""
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise ServiceError(f"these settings cannot be edited: {sorted(unknown)}")
+    changed = {field for field, value in changes.items() if getattr(project, field) != value}
+    if project.state != Project.State.DRAFT and changed & LOCKED_AFTER_START:
+        raise ServiceError(
+            f"{', '.join(sorted(changed & LOCKED_AFTER_START))} cannot change once the project has started"
+        )
+    if "name" in changed:
+        changes["name"] = changes["name"].strip()
+        if not changes["name"]:
+            raise ServiceError("a project needs a name")
+        if Project.objects.filter(name=changes["name"]).exclude(pk=project.pk).exists():
+            raise ServiceError(f"a project named {changes['name']!r} exists already")
+    for field, value in changes.items():
+        setattr(project, field, value)
+    project_check_settings(project)
+    project.save()
+    return project
+
+
+def _lead_count(project: Project) -> int:
+    return Membership.objects.filter(project=project, role=Membership.Role.LEAD).count()
+
+
+@transaction.atomic
 def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    if role not in Membership.Role.values:
+        raise ServiceError(f"role must be one of {Membership.Role.values}, not {role!r}")
+    current = Membership.objects.select_for_update().filter(project=project, user=user).first()
+    if current is not None and current.role == Membership.Role.LEAD and role != Membership.Role.LEAD:
+        if _lead_count(project) == 1:
+            raise ServiceError(f"{user} is the project's only lead: make someone else lead first")
     membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
     return membership
+
+
+@transaction.atomic
+def membership_remove(*, project: Project, user: AbstractBaseUser) -> None:
+    """Take a user off a project. Their queries go back to the queue; their annotations stay."""
+    from ..models import Query
+
+    membership = Membership.objects.select_for_update().filter(project=project, user=user).first()
+    if membership is None:
+        raise ServiceError(f"{user} is not a member of {project}")
+    if membership.role == Membership.Role.LEAD and _lead_count(project) == 1:
+        raise ServiceError(f"{user} is the project's only lead: make someone else lead first")
+    membership.delete()
+    Query.objects.filter(round__project=project, assignee=user, status=Query.Status.PENDING).update(
+        assignee=None, locked_until=None
+    )
