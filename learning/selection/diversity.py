@@ -7,12 +7,89 @@ coverage of feature space.
 """
 from __future__ import annotations
 
+from itertools import islice
+from typing import Iterator
+
 import numpy as np
 
 
 def _normalise(values: np.ndarray) -> np.ndarray:
     top = float(values.max()) if values.size else 0.0
     return values / top if top > 0 else np.zeros_like(values)
+
+
+def l2_normalise(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, so distances compare directions, not activation magnitudes."""
+    x = np.asarray(features, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def min_distances(x: np.ndarray, centers: np.ndarray, *, block: int = 2048) -> np.ndarray:
+    """Euclidean distance from each row of ``x`` to its nearest row of ``centers``.
+
+    Uses ``|a|^2 + |b|^2 - 2ab`` in blocks: memory stays O(n * block) instead
+    of the O(n * m * D) of broadcasting differences.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    centers = np.asarray(centers, dtype=np.float64)
+    best = np.full(len(x), np.inf)
+    if not len(centers):
+        return best
+    x_sq = (x * x).sum(axis=1)
+    for start in range(0, len(centers), block):
+        c = centers[start : start + block]
+        d2 = x_sq[:, None] + (c * c).sum(axis=1)[None, :] - 2.0 * (x @ c.T)
+        best = np.minimum(best, d2.min(axis=1))
+    return np.sqrt(np.maximum(best, 0.0))
+
+
+def iter_kcenter(
+    features: np.ndarray,
+    *,
+    initial_centers: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
+    score_weight: float = 0.0,
+) -> Iterator[int]:
+    """Greedy k-center order (Sener & Savarese, core-set), one index at a time.
+
+    A generator, so a budget filler can stop as soon as the budget is spent
+    without knowing in advance how many picks fit. Each step takes the
+    candidate farthest from every centre so far; ``initial_centers`` (e.g.
+    features of already-labeled items) count as centres from the start, so
+    the picks fill the gaps the labeled set leaves.
+
+    With ``scores`` and ``score_weight`` in ``[0, 1]`` each step maximises
+    ``(1 - w) * distance / max distance + w * score / max score``: ``w = 0`` is
+    plain k-center, ``w = 1`` is plain top-k by score. Without centres the
+    first pick is the highest-scoring candidate (or the one farthest from the
+    mean when there are no scores).
+    """
+    if not 0.0 <= score_weight <= 1.0:
+        raise ValueError("score_weight must be in [0, 1]")
+    x = np.asarray(features, dtype=np.float64)
+    n = len(x)
+    if n == 0:
+        return
+    score_term = _normalise(np.asarray(scores, dtype=np.float64)) if scores is not None else np.zeros(n)
+    w = score_weight if scores is not None else 0.0
+    min_dist = (
+        min_distances(x, initial_centers) if initial_centers is not None and len(initial_centers) else np.full(n, np.inf)
+    )
+    available = np.ones(n, dtype=bool)
+    x_sq = (x * x).sum(axis=1)
+    for _ in range(n):
+        if np.isinf(min_dist).all():
+            objective = score_term.copy() if scores is not None else np.linalg.norm(x - x.mean(axis=0), axis=1)
+        else:
+            finite = np.where(available & np.isfinite(min_dist), min_dist, 0.0)
+            objective = (1.0 - w) * _normalise(finite) + w * score_term
+        objective = np.where(available, objective, -np.inf)
+        i = int(np.argmax(objective))
+        available[i] = False
+        yield i
+        d2 = x_sq + x_sq[i] - 2.0 * (x @ x[i])
+        min_dist = np.minimum(min_dist, np.sqrt(np.maximum(d2, 0.0)))
 
 
 def kcenter_greedy(
@@ -23,52 +100,11 @@ def kcenter_greedy(
     scores: np.ndarray | None = None,
     score_weight: float = 0.0,
 ) -> list[int]:
-    """Greedy k-center (Sener & Savarese, core-set): indices of up to ``k`` picks, in pick order.
-
-    Each step takes the candidate farthest (Euclidean) from every centre so
-    far; ``initial_centers`` (e.g. features of already-labeled images) count
-    as centres from the start, so the picks fill gaps the labeled set leaves.
-
-    With ``scores`` and ``score_weight`` in ``[0, 1]`` each step maximises
-    ``(1 - w) * distance / max distance + w * score / max score``: ``w = 0`` is
-    plain k-center, ``w = 1`` is plain top-k by score. Without centres the
-    first pick is the highest-scoring candidate (or the one farthest from the
-    mean when there are no scores).
-    """
-    x = np.asarray(features, dtype=np.float64)
-    n = len(x)
-    k = min(int(k), n)
+    """The first ``k`` picks of :func:`iter_kcenter`, in pick order."""
     if k <= 0:
         return []
-    if not 0.0 <= score_weight <= 1.0:
-        raise ValueError("score_weight must be in [0, 1]")
-    score_term = _normalise(np.asarray(scores, dtype=np.float64)) if scores is not None else np.zeros(n)
-    w = score_weight if scores is not None else 0.0
-
-    min_dist = np.full(n, np.inf)
-    if initial_centers is not None and len(initial_centers):
-        centers = np.asarray(initial_centers, dtype=np.float64)
-        for start in range(0, len(centers), 1024):
-            block = centers[start : start + 1024]
-            d = np.sqrt(((x[:, None, :] - block[None, :, :]) ** 2).sum(-1))
-            min_dist = np.minimum(min_dist, d.min(axis=1))
-
-    picked: list[int] = []
-    available = np.ones(n, dtype=bool)
-    for _ in range(k):
-        if np.isinf(min_dist).all():
-            if scores is not None:
-                objective = score_term.copy()
-            else:
-                objective = np.linalg.norm(x - x.mean(axis=0), axis=1)
-        else:
-            objective = (1.0 - w) * _normalise(np.where(available, min_dist, 0.0)) + w * score_term
-        objective = np.where(available, objective, -np.inf)
-        i = int(np.argmax(objective))
-        picked.append(i)
-        available[i] = False
-        min_dist = np.minimum(min_dist, np.linalg.norm(x - x[i], axis=1))
-    return picked
+    order = iter_kcenter(features, initial_centers=initial_centers, scores=scores, score_weight=score_weight)
+    return list(islice(order, int(k)))
 
 
 def kmeans_pick(features: np.ndarray, scores: np.ndarray, k: int, *, seed: int = 0) -> list[int]:
@@ -81,7 +117,7 @@ def kmeans_pick(features: np.ndarray, scores: np.ndarray, k: int, *, seed: int =
 
     x = np.asarray(features, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
-    n_distinct = len(np.unique(x, axis=0))
+    n_distinct = len(np.unique(x, axis=0)) if len(x) else 0
     k = min(int(k), n_distinct)
     if k <= 0:
         return []

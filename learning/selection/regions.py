@@ -55,7 +55,11 @@ def slic_regions(
     return _relabel(labels)
 
 
-def grid_regions(h: int, w: int, cell: int) -> np.ndarray:
+# Grid cells with the same area as a default superpixel (~23 px squares).
+DEFAULT_GRID_CELL = round(math.sqrt(1 / SEGMENTS_PER_PIXEL))
+
+
+def grid_regions(h: int, w: int, cell: int = DEFAULT_GRID_CELL) -> np.ndarray:
     """Square ``cell``-pixel tiles (the last row/column may be smaller), row-major ids."""
     if cell < 1:
         raise ValueError("cell must be >= 1")
@@ -174,3 +178,29 @@ def region_scores(
         class_hist=hist,
         labeled_fraction=labeled_fraction,
     )
+
+
+def region_features(regions: np.ndarray, feature_map: np.ndarray, region_ids: np.ndarray | None = None) -> np.ndarray:
+    """Mean decoder feature of each region, ``(len(region_ids), D)`` float32 (D2ADA's region descriptor).
+
+    ``feature_map`` is ``(D, h, w)`` at the network's output stride, usually
+    much coarser than ``regions``. Each region's feature is the average of
+    the feature cells under its pixels, weighted by how many of its pixels
+    fall in each cell: the exact mean of a nearest-upsampled feature map,
+    computed as one small ``(R, cells) @ (cells, D)`` product instead of
+    upsampling ``D`` channels to full resolution.
+    """
+    dim, fh, fw = feature_map.shape
+    h, w = regions.shape
+    cell_rows = np.minimum(np.arange(h) * fh // h, fh - 1)
+    cell_cols = np.minimum(np.arange(w) * fw // w, fw - 1)
+    cells = (cell_rows[:, None] * fw + cell_cols[None, :]).ravel()
+    num_regions = int(regions.max()) + 1
+    num_cells = fh * fw
+    overlap = np.bincount(regions.ravel().astype(np.int64) * num_cells + cells, minlength=num_regions * num_cells)
+    overlap = overlap.reshape(num_regions, num_cells).astype(np.float32)
+    if region_ids is not None:
+        overlap = overlap[np.asarray(region_ids, dtype=np.int64)]
+    area = overlap.sum(axis=1, keepdims=True)
+    pooled = overlap @ feature_map.reshape(dim, num_cells).T.astype(np.float32)
+    return np.divide(pooled, area, out=np.zeros_like(pooled), where=area > 0)

@@ -1,0 +1,45 @@
+"""Active selection: score the pool, cut it into query units, pick what to label next.
+
+Public API (what ``learning/services.py`` and the campaign simulator use)::
+
+    scores = score_pool(model, samples, measure="entropy", size=(240, 320), cache=ScoreCache(root, version))
+    pool = [PoolItem(score=s, regions=superpixels[s.key], labels=labels.get(s.key)) for s in scores]
+    queries = select_queries(pool, Budget(1.0, "percent"), "adaptive", round_index=r, val_miou=miou)
+
+Modules: ``uncertainty`` (per-pixel maps), ``regions`` (SLIC / grid units,
+RIPU scores, region features), ``diversity`` (k-center, k-means),
+``scoring`` (:class:`PoolScore`, :func:`score_pool`, :class:`ScoreCache`),
+``candidates`` (pool items -> units), ``queries`` (budgets, query specs),
+``strategies`` (the registry and :func:`select_queries`).
+"""
+from learning.selection.candidates import PoolItem
+from learning.selection.queries import Budget, QuerySpec, merge_labels, query_labels
+from learning.selection.regions import grid_regions, slic_regions
+from learning.selection.scoring import PoolScore, ScoreCache, score_pool
+from learning.selection.strategies import (
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    AdaptiveSchedule,
+    SelectionParams,
+    select_queries,
+    strategy_weight,
+)
+
+__all__ = [
+    "AdaptiveSchedule",
+    "Budget",
+    "DEFAULT_STRATEGY",
+    "PoolItem",
+    "PoolScore",
+    "QuerySpec",
+    "STRATEGIES",
+    "ScoreCache",
+    "SelectionParams",
+    "grid_regions",
+    "merge_labels",
+    "query_labels",
+    "score_pool",
+    "select_queries",
+    "slic_regions",
+    "strategy_weight",
+]

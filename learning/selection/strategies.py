@@ -1,0 +1,273 @@
+"""Which images or regions to label next: a registry of strategies behind one call.
+
+``select_queries(pool, budget, strategy)`` is the whole interface. A strategy
+scores the candidate units (whole images or regions) and, if it has a
+diversity trade-off, reorders the best of them for coverage of feature
+space; :func:`~learning.selection.queries.fill_budget` then spends the budget
+the same way for every strategy.
+
+Strategies (``STRATEGIES``):
+
+- ``random``: uniform order, the baseline every method must beat.
+- ``entropy``: most uncertain first (mean uncertainty of unlabeled pixels).
+- ``entropy_diversity``: uncertain *and* spread out: greedy k-center on
+  decoder features over a shortlist of uncertain units, with already-labeled
+  units as centres (image level by default).
+- ``region``: ours, region level: RIPU score (uncertainty x class impurity of
+  the neighbourhood) plus the same diversity step, at a fixed trade-off.
+- ``adaptive``: ``region`` whose trade-off follows :class:`AdaptiveSchedule`:
+  diversity-heavy while the model is weak (cold start: uncertainty sampling
+  underperforms random at low budgets, Hacohen et al., ICML'22), shifting to
+  uncertainty as rounds pass and validation mIoU rises. The default.
+
+One trade-off ``w`` in [0, 1] drives the diversity step: the shortlist holds
+``k * (1 + (F - 1) * (1 - w))`` units (``k`` = units the budget affords,
+``F`` = ``candidate_factor``) and k-center maximises
+``(1 - w) * distance + w * score`` (both scaled to [0, 1]). ``w = 1`` is
+exactly top-k by score; ``w = 0`` is pure core-set coverage of a wide
+shortlist.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from learning.selection.candidates import Candidates, PoolItem, image_candidates, region_candidates
+from learning.selection.diversity import iter_kcenter, l2_normalise
+from learning.selection.queries import Budget, QuerySpec, QueryUnit, fill_budget, group_queries
+from learning.selection.scoring import PoolScore
+
+
+@dataclass(frozen=True)
+class AdaptiveSchedule:
+    """Uncertainty weight for a round: ``start`` early or while mIoU is low, ``end`` later.
+
+    Progress is the mean of two signals of model maturity, each in [0, 1]:
+    rounds done (``round_index / ramp_rounds``) and validation mIoU between
+    ``miou_low`` and ``miou_high`` (fractions, not percent). Without a
+    validation mIoU, rounds alone decide.
+    """
+
+    start: float = 0.2
+    end: float = 0.9
+    ramp_rounds: int = 4
+    miou_low: float = 0.25
+    miou_high: float = 0.6
+
+    def weight(self, round_index: int, val_miou: float | None = None) -> float:
+        by_round = min(1.0, max(0.0, round_index / max(1, self.ramp_rounds)))
+        if val_miou is None or not math.isfinite(val_miou):
+            progress = by_round
+        else:
+            span = max(1e-9, self.miou_high - self.miou_low)
+            by_miou = min(1.0, max(0.0, (val_miou - self.miou_low) / span))
+            progress = 0.5 * (by_round + by_miou)
+        return self.start + (self.end - self.start) * progress
+
+
+@dataclass(frozen=True)
+class SelectionParams:
+    """Project-level knobs; the defaults follow research/al-da-anchors.md (c.3, c.4)."""
+
+    uncertainty_weight: float = 0.5  # fixed trade-off of entropy_diversity and region
+    candidate_factor: float = 10.0  # shortlist size at w = 0, in multiples of the picks
+    per_image_cap: float = 3.0  # region picks per image <= ceil(cap * k / images with candidates)
+    rarity_power: float = 0.0  # > 0: weight region scores by predicted-class rarity
+    context: int = 1  # RIPU neighbourhood half-width, in canvas pixels
+    num_classes: int | None = None  # default: inferred from the predictions
+    schedule: AdaptiveSchedule = AdaptiveSchedule()
+
+
+@dataclass
+class SelectionContext:
+    """What a strategy sees: the candidates, the round's trade-off, randomness."""
+
+    candidates: Candidates
+    picks_estimate: int  # k: about how many units the budget affords
+    weight: float  # uncertainty weight of the diversity step
+    params: SelectionParams
+    rng: np.random.Generator
+    extra_centres: np.ndarray | None
+
+
+Scorer = Callable[[SelectionContext], np.ndarray]
+WeightRule = Callable[[SelectionParams, int, "float | None"], float]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A name, the unit it queries by default, how it scores units, and its diversity trade-off.
+
+    ``weight`` is None for strategies that take units in plain score order;
+    otherwise it gives the round's uncertainty weight for the diversity step.
+    """
+
+    name: str
+    default_unit: QueryUnit
+    scores: Scorer
+    weight: WeightRule | None = None
+    description: str = ""
+
+
+def _random_scores(ctx: SelectionContext) -> np.ndarray:
+    return ctx.rng.random(len(ctx.candidates))
+
+
+def _uncertainty_scores(ctx: SelectionContext) -> np.ndarray:
+    return ctx.candidates.uncertainty
+
+
+def _informativeness_scores(ctx: SelectionContext) -> np.ndarray:
+    return ctx.candidates.informativeness
+
+
+def _fixed_weight(params: SelectionParams, round_index: int, val_miou: float | None) -> float:
+    return params.uncertainty_weight
+
+
+def _scheduled_weight(params: SelectionParams, round_index: int, val_miou: float | None) -> float:
+    return params.schedule.weight(round_index, val_miou)
+
+
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy("random", "image", _random_scores, None, "uniformly random units"),
+        Strategy("entropy", "image", _uncertainty_scores, None, "most uncertain units first"),
+        Strategy(
+            "entropy_diversity", "image", _uncertainty_scores, _fixed_weight,
+            "uncertain units spread over feature space (k-center, labeled units as centres)",
+        ),
+        Strategy(
+            "region", "region", _informativeness_scores, _fixed_weight,
+            "RIPU region score (uncertainty x impurity) + k-center diversity, fixed trade-off",
+        ),
+        Strategy(
+            "adaptive", "region", _informativeness_scores, _scheduled_weight,
+            "like region; diversity-heavy while the model is weak, uncertainty-heavy later",
+        ),
+    )
+}
+DEFAULT_STRATEGY = "adaptive"
+
+
+def _shortlist(ctx: SelectionContext, scores: np.ndarray) -> np.ndarray:
+    """Top units by score; for regions at most twice a fair share per image."""
+    c = ctx.candidates
+    size = math.ceil(ctx.picks_estimate * (1.0 + (ctx.params.candidate_factor - 1.0) * (1.0 - ctx.weight)))
+    size = max(1, min(len(c), size))
+    by_score = np.argsort(-scores, kind="stable")
+    if c.unit == "image":
+        return by_score[:size]
+    per_image = max(1, math.ceil(2.0 * size / len(np.unique(c.item))))
+    owners = c.item[by_score]
+    # Rank of each unit within its image, in score order (a stable sort keeps score order per image).
+    order = np.argsort(owners, kind="stable")
+    sorted_owners = owners[order]
+    group_start = np.r_[0, np.flatnonzero(np.diff(sorted_owners)) + 1]
+    rank = np.empty(len(owners), dtype=np.int64)
+    rank[order] = np.arange(len(owners)) - np.repeat(group_start, np.diff(np.r_[group_start, len(owners)]))
+    return by_score[rank < per_image][:size]
+
+
+def diversity_order(ctx: SelectionContext, scores: np.ndarray) -> Iterator[int]:
+    """k-center over the shortlist (labeled units as centres), then every other unit by score."""
+    shortlist = _shortlist(ctx, scores)
+    if ctx.weight >= 1.0:
+        yield from (int(r) for r in shortlist)
+    else:
+        features = ctx.candidates.features(shortlist)
+        centres = ctx.candidates.centres()
+        if ctx.extra_centres is not None and len(ctx.extra_centres):
+            extra = l2_normalise(ctx.extra_centres)
+            centres = np.concatenate([centres, extra]) if len(centres) else extra
+        if len(centres) and centres.shape[1] != features.shape[1]:
+            raise ValueError(f"labeled_features have {centres.shape[1]} dimensions, pool features {features.shape[1]}")
+        picks = iter_kcenter(
+            features,
+            initial_centers=centres if len(centres) else None,
+            scores=scores[shortlist],
+            score_weight=ctx.weight,
+        )
+        yield from (int(shortlist[j]) for j in picks)
+    rest = np.ones(len(scores), dtype=bool)
+    rest[shortlist] = False
+    yield from (int(r) for r in np.argsort(-scores, kind="stable") if rest[r])
+
+
+def _estimate_picks(c: Candidates, budget: Budget) -> int:
+    pixel_limit = budget.pixel_limit(c.total_pixels)
+    if pixel_limit is None:
+        return max(1, int(budget.amount))
+    return max(1, math.ceil(pixel_limit / max(1.0, float(np.median(c.pixels)))))
+
+
+def select_queries(
+    pool: Sequence[PoolItem | PoolScore],
+    budget: Budget,
+    strategy: str = DEFAULT_STRATEGY,
+    *,
+    unit: QueryUnit | None = None,
+    labeled_features: np.ndarray | None = None,
+    round_index: int = 0,
+    val_miou: float | None = None,
+    params: SelectionParams | None = None,
+    seed: int | np.random.Generator | None = 0,
+) -> list[QuerySpec]:
+    """Pick this round's queries from ``pool`` within ``budget``.
+
+    ``pool``: every target pool image (labeled ones too: they are diversity
+    centres and count toward ``percent`` budgets), as :class:`PoolItem` (with
+    region map and labels) or bare :class:`PoolScore`. ``unit`` overrides the
+    strategy's default (``"image"`` or ``"region"``). ``labeled_features``:
+    extra ``(n, D)`` diversity centres (labeled images outside the pool).
+    ``round_index`` (0 = first round) and ``val_miou`` (a fraction) drive the
+    adaptive schedule. Returns one :class:`QuerySpec` per image, most wanted
+    first; their ``pixels`` sum to at most the pixel budget.
+    """
+    try:
+        chosen = STRATEGIES[strategy]
+    except KeyError:
+        raise ValueError(f"unknown strategy {strategy!r}; known: {sorted(STRATEGIES)}") from None
+    params = params or SelectionParams()
+    unit = unit or chosen.default_unit
+    if unit not in ("image", "region"):
+        raise ValueError(f"unknown query unit {unit!r}")
+    if budget.unit == "images" and unit != "image":
+        raise ValueError("an 'images' budget needs image queries")
+    if budget.unit == "regions" and unit != "region":
+        raise ValueError("a 'regions' budget needs region queries")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    items = list(pool)
+    if not items:
+        return []
+    if unit == "image":
+        c = image_candidates(items)
+    else:
+        c = region_candidates(
+            items, num_classes=params.num_classes, context=params.context, rarity_power=params.rarity_power, rng=rng
+        )
+    if not len(c):
+        return []
+    k = _estimate_picks(c, budget)
+    weight = chosen.weight(params, round_index, val_miou) if chosen.weight else 1.0
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"uncertainty weight must be in [0, 1], got {weight}")
+    ctx = SelectionContext(c, k, float(weight), params, rng, labeled_features)
+    scores = np.asarray(chosen.scores(ctx), dtype=np.float64)
+    order = diversity_order(ctx, scores) if chosen.weight else np.argsort(-scores, kind="stable")
+    per_image_limit = None
+    if c.unit == "region":
+        per_image_limit = max(1, math.ceil(params.per_image_cap * k / len(np.unique(c.item))))
+    rows = fill_budget(c, order, budget, scores=scores, per_image_limit=per_image_limit)
+    return group_queries(c, rows, scores)
+
+
+def strategy_weight(strategy: str, *, round_index: int, val_miou: float | None = None,
+                    params: SelectionParams | None = None) -> float | None:
+    """The uncertainty weight ``strategy`` would use this round (None: no diversity step); for logs and UI."""
+    chosen = STRATEGIES[strategy]
+    return chosen.weight(params or SelectionParams(), round_index, val_miou) if chosen.weight else None
