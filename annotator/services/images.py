@@ -137,6 +137,7 @@ def archive_extract(archive: Path, dest: Path) -> Path:
     The dataset folder is the first folder, top down, that holds ``images/`` or
     image files, so both ``images/…`` and ``mydata/images/…`` zips work.
     """
+    dest.mkdir(parents=True, exist_ok=True)
     try:
         with zipfile.ZipFile(archive) as bundle:
             members = [m for m in bundle.infolist() if not m.is_dir()]
