@@ -1,0 +1,137 @@
+"""What the labeling page reads (a query with its files) and the parameters of a save, skip or release."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import reverse
+from rest_framework import serializers
+
+from ..models import Annotation, Query
+from ..selectors_labeling import image_latest_annotation, query_suggestion
+from .serializers import LabelClassSerializer
+
+
+class AnnotationVersionSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", default=None)
+    mask_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id", "version", "author", "created_at", "is_submitted", "labeled_pixels", "time_spent_seconds",
+            "suggestion_dice", "mask_url", "query",
+        ]
+        read_only_fields = fields
+
+    def get_mask_url(self, annotation: Annotation) -> str:
+        return reverse("labeling-annotation-mask", args=[annotation.pk])
+
+
+class QueryDetailSerializer(serializers.ModelSerializer):
+    """Everything the labeling page needs for one query, files as URLs behind membership checks."""
+
+    project = serializers.SerializerMethodField()
+    round = serializers.SerializerMethodField()
+    assignee = serializers.CharField(source="assignee.username", default=None)
+    image = serializers.SerializerMethodField()
+    classes = serializers.SerializerMethodField()
+    annotation = serializers.SerializerMethodField()
+    base_version = serializers.SerializerMethodField()
+    suggestion = serializers.SerializerMethodField()
+    region = serializers.SerializerMethodField()
+    superpixels_url = serializers.SerializerMethodField()
+    lock_seconds = serializers.SerializerMethodField()
+    urls = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Query
+        fields = [
+            "id", "project", "round", "status", "assignee", "locked_until", "pixels", "score", "priority",
+            "time_spent_seconds", "image", "classes", "annotation", "base_version", "suggestion", "region",
+            "superpixels_url", "lock_seconds", "urls",
+        ]
+        read_only_fields = fields
+
+    def _latest(self, query: Query) -> Annotation | None:
+        cache = self.context.setdefault("_latest", {})
+        if query.pk not in cache:
+            cache[query.pk] = image_latest_annotation(image=query.image)
+        return cache[query.pk]
+
+    def get_project(self, query: Query) -> dict:
+        return {"id": query.round.project_id, "name": query.round.project.name}
+
+    def get_round(self, query: Query) -> dict:
+        return {"id": query.round_id, "number": query.round.number, "state": query.round.state}
+
+    def get_image(self, query: Query) -> dict:
+        image = query.image
+        return {
+            "id": image.pk, "name": image.original_name, "width": image.width, "height": image.height,
+            "url": reverse("labeling-query-image", args=[query.pk]),
+        }
+
+    def get_classes(self, query: Query) -> list[dict]:
+        return LabelClassSerializer(query.round.project.classes.order_by("index"), many=True).data
+
+    def get_annotation(self, query: Query) -> dict | None:
+        latest = self._latest(query)
+        return AnnotationVersionSerializer(latest).data if latest else None
+
+    def get_base_version(self, query: Query) -> int:
+        latest = self._latest(query)
+        return latest.version if latest else 0
+
+    def get_suggestion(self, query: Query) -> dict | None:
+        suggestion = query_suggestion(query=query)
+        if suggestion is None:
+            return None
+        return {
+            "id": suggestion.pk,
+            "model_version": suggestion.model_version.version,
+            "coverage": suggestion.coverage,
+            "mask_url": reverse("labeling-query-suggestion", args=[query.pk, "mask"]),
+            "confidence_url": reverse("labeling-query-suggestion", args=[query.pk, "confidence"]),
+        }
+
+    def get_region(self, query: Query) -> dict | None:
+        if not query.region_mask:
+            return None
+        return {
+            "key": query.region_key, "bbox": query.region_bbox, "pixels": query.pixels,
+            "mask_url": reverse("labeling-query-region", args=[query.pk]),
+        }
+
+    def get_superpixels_url(self, query: Query) -> str:
+        return reverse("labeling-query-superpixels", args=[query.pk])
+
+    def get_lock_seconds(self, query: Query) -> int:
+        return settings.MASKLOOP_QUERY_LOCK_SECONDS
+
+    def get_urls(self, query: Query) -> dict:
+        project_pk = query.round.project_id
+        return {
+            "self": reverse("labeling-query", args=[query.pk]),
+            "page": reverse("labeling-page", args=[project_pk, query.pk]),
+            "claim": reverse("labeling-query-claim", args=[query.pk]),
+            "save": reverse("labeling-query-save", args=[query.pk]),
+            "submit": reverse("labeling-query-submit", args=[query.pk]),
+            "skip": reverse("labeling-query-skip", args=[query.pk]),
+            "release": reverse("labeling-query-release", args=[query.pk]),
+            "next": reverse("labeling-next", args=[project_pk]),
+            "queue_page": reverse("labeling-queue-page", args=[project_pk]),
+        }
+
+
+class SaveParamsSerializer(serializers.Serializer):
+    base_version = serializers.IntegerField(min_value=0)
+    time_spent = serializers.FloatField(min_value=0, required=False, default=0.0)
+    submit = serializers.BooleanField(required=False, default=False)
+
+
+class SkipSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=255)
+    time_spent = serializers.FloatField(min_value=0, required=False, default=0.0)
+
+
+class ReleaseSerializer(serializers.Serializer):
+    time_spent = serializers.FloatField(min_value=0, required=False, default=0.0)

@@ -1,0 +1,261 @@
+"""Labeling endpoints: thin views over annotator.services.labeling, and the query's files behind membership checks.
+
+Media files are never served by URL of the storage: every image, mask and
+suggestion goes through a view that checks the requester belongs to the
+project (MEDIA_ROOT itself is not routed).
+"""
+from __future__ import annotations
+
+import mimetypes
+
+from django.conf import settings
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404
+from rest_framework import status
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..models import Annotation, Project, Query
+from ..selectors_labeling import labeling_queue, query_suggestion
+from ..services import labeling
+from ..services.errors import Conflict, PermissionDenied, ServiceError
+from ..services.superpixels import image_superpixels
+from .labeling_serializers import (
+    AnnotationVersionSerializer,
+    QueryDetailSerializer,
+    ReleaseSerializer,
+    SaveParamsSerializer,
+    SkipSerializer,
+)
+from .permissions import IsProjectMember
+
+IMMUTABLE = "private, max-age=31536000, immutable"  # versions, suggestions and images are never rewritten
+
+
+class PngParser(BaseParser):
+    """A raw ``image/png`` body (the browser posts the mask as is; parameters go in the query string)."""
+
+    media_type = "image/png"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> bytes:
+        return stream.read() if stream is not None else b""
+
+
+class ServiceErrorsMixin:
+    """Turn the services' refusals into HTTP answers: 400 invalid, 403 not allowed, 409 stale or locked."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, labeling.StaleVersion):
+            latest = AnnotationVersionSerializer(exc.latest).data if exc.latest else None
+            return Response({"detail": str(exc), "code": "stale_version", "latest": latest},
+                            status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, labeling.QueryLocked):
+            return Response({"detail": str(exc), "code": "locked"}, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, Conflict):
+            return Response({"detail": str(exc), "code": "conflict"}, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, PermissionDenied):
+            return Response({"detail": str(exc), "code": "permission_denied"}, status=status.HTTP_403_FORBIDDEN)
+        if isinstance(exc, labeling.InvalidMask):
+            return Response({"detail": str(exc), "code": "invalid_mask"}, status=status.HTTP_400_BAD_REQUEST)
+        if isinstance(exc, ServiceError):
+            return Response({"detail": str(exc), "code": "invalid"}, status=status.HTTP_400_BAD_REQUEST)
+        return super().handle_exception(exc)
+
+
+class QueryView(ServiceErrorsMixin, APIView):
+    """Base for endpoints about one query: loads it and checks membership (403 for outsiders)."""
+
+    permission_classes = [IsAuthenticated, IsProjectMember]
+
+    def get_query(self, pk: int) -> Query:
+        query = get_object_or_404(Query.objects.select_related("round__project", "image", "assignee"), pk=pk)
+        self.check_object_permissions(self.request, query)
+        return query
+
+    def detail(self, query: Query) -> dict:
+        return QueryDetailSerializer(query, context={"request": self.request}).data
+
+
+class NextQueryView(ServiceErrorsMixin, APIView):
+    """POST: lock and return the next query of the project for the requester (``query`` null when none)."""
+
+    permission_classes = [IsAuthenticated, IsProjectMember]
+
+    def post(self, request: Request, project_pk: int) -> Response:
+        project = get_object_or_404(Project, pk=project_pk)
+        self.check_object_permissions(request, project)
+        query = labeling.query_next(project=project, user=request.user)
+        if query is None:
+            summary = labeling_queue(project=project, user=request.user)
+            reason = (
+                "No queries are open: the model is training or selecting the next round."
+                if not summary.is_labeling else "Every open query is being labeled by someone else."
+                if summary.pending else "All queries of this round are done."
+            )
+            return Response({"query": None, "detail": reason})
+        query = Query.objects.select_related("round__project", "image", "assignee").get(pk=query.pk)
+        return Response({"query": QueryDetailSerializer(query, context={"request": request}).data})
+
+
+class QueueView(ServiceErrorsMixin, APIView):
+    """GET: the project's labeling round in numbers, and the requester's own locks."""
+
+    permission_classes = [IsAuthenticated, IsProjectMember]
+
+    def get(self, request: Request, project_pk: int) -> Response:
+        project = get_object_or_404(Project, pk=project_pk)
+        self.check_object_permissions(request, project)
+        summary = labeling_queue(project=project, user=request.user)
+        return Response({
+            "round": None if summary.round is None else {
+                "id": summary.round.pk, "number": summary.round.number, "state": summary.round.state,
+            },
+            "pending": summary.pending, "available": summary.available, "in_progress": summary.in_progress,
+            "submitted": summary.submitted, "skipped": summary.skipped,
+            "my_submitted": summary.my_submitted, "my_seconds": summary.my_seconds,
+            "held": [query.pk for query in summary.held],
+        })
+
+
+class QueryDetailView(QueryView):
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(self.detail(self.get_query(pk)))
+
+
+class ClaimView(QueryView):
+    """POST: lock this query for the requester (the page of a query opened by its URL)."""
+
+    def post(self, request: Request, pk: int) -> Response:
+        query = labeling.query_claim(query=self.get_query(pk), user=request.user)
+        return Response(self.detail(self.get_query(query.pk)))
+
+
+def _mask_upload(request: Request) -> tuple[bytes, dict]:
+    """The PNG and the parameters of a save: a multipart ``mask`` file, or a raw image/png body + query string."""
+    params = request.query_params.dict()
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        raise ValidationError({"mask": f"the upload is {length} bytes, above DATA_UPLOAD_MAX_MEMORY_SIZE"})
+    try:
+        data = request.data
+    except ParseError as exc:
+        raise ValidationError({"mask": str(exc.detail)}) from exc
+    if isinstance(data, bytes):
+        png = data
+    else:
+        params.update({key: value for key, value in data.items() if key != "mask"})
+        upload = request.FILES.get("mask")
+        if upload is None:
+            raise ValidationError({"mask": "send the mask as a multipart file field 'mask' or a raw image/png body"})
+        png = upload.read()
+    if not png:
+        raise ValidationError({"mask": "the mask is empty"})
+    return png, params
+
+
+class SaveView(QueryView):
+    """POST a mask PNG: a new version of the image's mask (a draft unless ``submit``).
+
+    201 with the new version; 200 when a draft was identical to the latest version
+    (nothing stored, the lock renewed); 409 with the latest version when
+    ``base_version`` is stale; 400 when the mask does not fit the image or classes.
+    """
+
+    parser_classes = [PngParser, MultiPartParser, FormParser, JSONParser]
+    submit = False
+
+    def post(self, request: Request, pk: int) -> Response:
+        query = self.get_query(pk)
+        png, raw_params = _mask_upload(request)
+        params = SaveParamsSerializer(data=raw_params)
+        params.is_valid(raise_exception=True)
+        result = labeling.annotation_save(
+            query=query, user=request.user, mask_png=png,
+            base_version=params.validated_data["base_version"],
+            submit=self.submit or params.validated_data["submit"],
+            time_spent=params.validated_data["time_spent"],
+        )
+        body = {
+            "annotation": AnnotationVersionSerializer(result.annotation).data,
+            "created": result.created,
+            "next_round": None if result.next_round is None else result.next_round.number,
+        }
+        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class SubmitView(SaveView):
+    submit = True
+
+
+class SkipView(QueryView):
+    def post(self, request: Request, pk: int) -> Response:
+        query = self.get_query(pk)
+        params = SkipSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        labeling.query_skip(query=query, user=request.user, **params.validated_data)
+        return Response(self.detail(self.get_query(pk)))
+
+
+class ReleaseView(QueryView):
+    def post(self, request: Request, pk: int) -> Response:
+        query = self.get_query(pk)
+        params = ReleaseSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        labeling.query_release(query=query, user=request.user, **params.validated_data)
+        return Response(self.detail(self.get_query(pk)))
+
+
+def _file_response(field, *, content_type: str | None = None, cache: str = IMMUTABLE) -> FileResponse:
+    if not field:
+        raise Http404("no such file")
+    try:
+        handle = field.open("rb")
+    except (FileNotFoundError, OSError) as exc:
+        raise Http404("the file is missing from storage") from exc
+    content_type = content_type or mimetypes.guess_type(field.name)[0] or "application/octet-stream"
+    response = FileResponse(handle, content_type=content_type)
+    response["Cache-Control"] = cache
+    return response
+
+
+class QueryImageView(QueryView):
+    def get(self, request: Request, pk: int) -> FileResponse:
+        return _file_response(self.get_query(pk).image.file)
+
+
+class QueryRegionView(QueryView):
+    def get(self, request: Request, pk: int) -> FileResponse:
+        return _file_response(self.get_query(pk).region_mask, content_type="image/png")
+
+
+class QuerySuggestionView(QueryView):
+    def get(self, request: Request, pk: int, which: str) -> FileResponse:
+        if which not in ("mask", "confidence"):
+            raise Http404("a suggestion has a mask and a confidence map")
+        suggestion = query_suggestion(query=self.get_query(pk))
+        if suggestion is None:
+            raise Http404("this query has no suggestion")
+        field = suggestion.mask if which == "mask" else suggestion.confidence
+        return _file_response(field, content_type="image/png")
+
+
+class QuerySuperpixelsView(QueryView):
+    """GET the image's SLIC superpixels as a 16-bit PNG of region ids (computed on first request)."""
+
+    def get(self, request: Request, pk: int):
+        image = self.get_query(pk).image
+        image_superpixels(image=image)  # computes and stores them on first use
+        return _file_response(image.superpixels, content_type="image/png")
+
+
+class AnnotationMaskView(ServiceErrorsMixin, APIView):
+    permission_classes = [IsAuthenticated, IsProjectMember]
+
+    def get(self, request: Request, pk: int) -> FileResponse:
+        annotation = get_object_or_404(Annotation.objects.select_related("image__project"), pk=pk)
+        self.check_object_permissions(request, annotation)
+        return _file_response(annotation.mask, content_type="image/png")
