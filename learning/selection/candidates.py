@@ -40,15 +40,17 @@ class PoolItem:
 
     ``regions``: int region map (superpixels) at the canvas resolution, or
     None (region strategies then fall back to a grid of superpixel-sized
-    cells). ``labels``: uint8 mask, 255 = not labeled yet, at the canvas
-    resolution (resized nearest-neighbour to ``regions`` if both are given
-    and differ). The canvas is ``regions``' shape, else ``labels``', else
-    ``score.image_size``.
+    cells). ``labels``: uint8 mask, 255 = not labeled yet. ``queried``: bool
+    mask of pixels already sent to annotators, labeled or deliberately left
+    void; they are not asked for again either. Both are resized
+    nearest-neighbour to the canvas if they differ: ``regions``' shape, else
+    ``labels``', else ``score.image_size``.
     """
 
     score: PoolScore
     regions: np.ndarray | None = None
     labels: np.ndarray | None = None
+    queried: np.ndarray | None = None
 
     @property
     def key(self) -> str:
@@ -63,11 +65,14 @@ class PoolItem:
         return (int(self.score.image_size[0]), int(self.score.image_size[1]))
 
     def labeled_mask(self) -> np.ndarray | None:
-        """Bool (canvas) mask of labeled pixels, or None when nothing is labeled."""
-        if self.labels is None:
-            return None
-        labeled = resize_nearest(self.labels, self.canvas) != IGNORE_INDEX
-        return labeled if labeled.any() else None
+        """Bool (canvas) mask of labeled or already-queried pixels, or None when there are none."""
+        done = None
+        if self.labels is not None:
+            done = resize_nearest(self.labels, self.canvas) != IGNORE_INDEX
+        if self.queried is not None:
+            queried = resize_nearest(np.asarray(self.queried, dtype=bool), self.canvas)
+            done = queried if done is None else done | queried
+        return done if done is not None and done.any() else None
 
     def region_map(self) -> np.ndarray:
         if self.regions is not None:

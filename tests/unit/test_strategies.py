@@ -182,3 +182,15 @@ def test_oracle_labels_fill_only_the_query_and_merge_over_earlier_labels():
     merged = merge_labels(earlier, labels)
     assert merged[0, 0] == (2 if query.mask[0, 0] else 1)
     assert (merged != 255).sum() == (labels != 255).sum() + (0 if query.mask[0, 0] else 1)
+
+
+def test_queried_but_unpainted_pixels_are_not_asked_for_again():
+    items = _region_pool(2)
+    first = select_queries(items, Budget(5, "percent"), "region", seed=0)
+    queried = {q.key: q.mask for q in first}
+    again_items = [PoolItem(score=i.score, regions=i.regions, labels=i.labels, queried=queried.get(i.key))
+                   for i in items]
+    again = select_queries(again_items, Budget(5, "percent"), "region", seed=0)
+    for q in again:
+        if q.key in queried:
+            assert not (q.mask & queried[q.key]).any()
