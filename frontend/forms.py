@@ -1,0 +1,140 @@
+"""Forms of the lead pages. They validate input; the services decide (and say why they refuse)."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from annotator.models import Image, Membership, Project
+from annotator.services.projects import DEFAULT_PALETTE, ClassSpec, default_hotkey
+
+SETTINGS_GROUPS = (
+    ("Budget and schedule", ("query_unit", "budget_unit", "budget_per_round", "rounds_total")),
+    ("Selection strategy", ("strategy", "uncertainty_measure", "diversity_weight")),
+    ("Model", ("architecture", "train_height", "train_width", "train_steps_initial", "train_steps_per_round",
+               "init_checkpoint")),
+    ("Domain adaptation and label-efficient training", ("adversarial_adaptation", "self_training",
+                                                        "consistency_training", "pixel_contrastive",
+                                                        "ssl_pretraining")),
+    ("Suggestions", ("suggestion_precision",)),
+)
+
+HELP = {
+    "budget_per_round": "How much annotators label per round, in the unit on the left.",
+    "rounds_total": "Labeling rounds after round 0; the project ends after the last one's model is evaluated.",
+    "query_unit": "Region queries (superpixels) ask for the most useful parts of images only.",
+    "uncertainty_measure": "How the model's doubt about a pixel is scored.",
+    "train_steps_initial": "Optimizer steps of round 0 (source + unlabeled target).",
+    "train_steps_per_round": "Fine-tuning steps of every later round (warm start from the previous model).",
+    "suggestion_precision": "Pixels are pre-filled only where the model reaches this precision on validation "
+                            "pixels; the rest stays for the annotator (0.95 = 95 %).",
+}
+
+
+class ProjectCreateForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    classes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "road\ncar #dc143c\nsky"}), required=False,
+        help_text="One class per line, optionally with a #rrggbb colour. Leave empty to take them from the "
+                  "classes.json of your first import.",
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if Project.objects.filter(name=name).exists():
+            raise forms.ValidationError(f"A project named {name!r} exists already.")
+        return name
+
+    def clean_classes(self) -> list[ClassSpec]:
+        specs = []
+        for line in self.cleaned_data["classes"].splitlines():
+            parts = line.split()
+            if not parts:
+                continue
+            color = parts[-1] if len(parts) > 1 and parts[-1].startswith("#") else None
+            name = " ".join(parts[:-1] if color else parts)
+            index = len(specs)
+            specs.append(ClassSpec(index, name, color or DEFAULT_PALETTE[index % len(DEFAULT_PALETTE)],
+                                   default_hotkey(index)))
+        if len(specs) == 1:
+            raise forms.ValidationError("A segmentation project needs at least two classes.")
+        return specs
+
+
+class ProjectSettingsForm(forms.ModelForm):
+    """Every setting a lead edits; those fixed after the start are shown disabled."""
+
+    class Meta:
+        model = Project
+        fields = ["name", "description", *(f for _, group in SETTINGS_GROUPS for f in group)]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "diversity_weight": forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": "1"}),
+            "suggestion_precision": forms.NumberInput(attrs={"step": "0.01", "min": "0.5", "max": "1"}),
+            "budget_per_round": forms.NumberInput(attrs={"step": "any", "min": "0"}),
+        }
+        help_texts = HELP
+        labels = {
+            "budget_unit": "Budget unit", "budget_per_round": "Budget per round", "rounds_total": "Rounds",
+            "train_height": "Training crop height (px)", "train_width": "Training crop width (px)",
+            "train_steps_initial": "Training steps, round 0", "train_steps_per_round": "Training steps, later rounds",
+            "init_checkpoint": "Initial checkpoint (path on the server, optional)",
+            "adversarial_adaptation": "Adversarial adaptation", "self_training": "Self-training",
+            "consistency_training": "Consistency training", "pixel_contrastive": "Pixel contrastive loss",
+            "ssl_pretraining": "Self-supervised pretraining", "suggestion_precision": "Suggestion precision target",
+        }
+
+    def __init__(self, *args, locked: frozenset[str] = frozenset(), **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in locked:
+            self.fields[name].disabled = True
+            self.fields[name].help_text = "Fixed once the project has started."
+
+    def groups(self):
+        """(title, [bound fields]) in page order, for the template."""
+        return [(title, [self[name] for name in names]) for title, names in SETTINGS_GROUPS]
+
+
+class ClassForm(forms.Form):
+    name = forms.CharField(max_length=64)
+    color = forms.CharField(max_length=7, widget=forms.TextInput(attrs={"type": "color"}))
+    hotkey = forms.CharField(max_length=1, required=False, widget=forms.TextInput(attrs={"size": 2}))
+
+
+ClassFormSet = forms.formset_factory(ClassForm, extra=1, can_delete=True)
+LockedClassFormSet = forms.formset_factory(ClassForm, extra=0, can_delete=False)
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"list": "usernames"}))
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.ANNOTATOR)
+
+    def clean_username(self):
+        user = get_user_model().objects.filter(username=self.cleaned_data["username"].strip()).first()
+        if user is None:
+            raise forms.ValidationError("There is no user with this name (an admin creates accounts).")
+        return user
+
+
+class ImportForm(forms.Form):
+    domain = forms.ChoiceField(choices=Image.Domain.choices, initial=Image.Domain.TARGET)
+    archive = forms.FileField(required=False, label="Zip file",
+                              help_text="images/ (+ masks/ with the same stems as .png, + classes.json).",
+                              widget=forms.ClearableFileInput(attrs={"accept": ".zip"}))
+    folder = forms.CharField(required=False, label="…or a folder on the server",
+                             widget=forms.TextInput(attrs={"placeholder": "/data/imports/dusk"}))
+    val_count = forms.IntegerField(min_value=0, initial=0, label="Validation images",
+                                   help_text="Target only: the last N images in name (frame) order become frozen "
+                                             "validation images; they need masks.")
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("archive")) == bool(data.get("folder", "").strip()):
+            raise forms.ValidationError("Give either a zip file or a server folder.")
+        return data
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(choices=[("masks", "Masks (zip of index PNGs)"), ("coco", "COCO JSON (RLE)")])
+    include_imported = forms.BooleanField(required=False, initial=True,
+                                          label="Include imported ground truth (source, validation)")

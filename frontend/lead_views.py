@@ -1,0 +1,336 @@
+"""Lead pages: create and configure a project, import and split images, assign people, run and watch rounds.
+
+Every page is for the project's leads and staff: outsiders get 404 (a
+project's existence is not revealed), annotators 403. Each POST calls one
+service and redirects back with a message; refusals show the service's
+sentence. Live progress comes from the jobs API, polled by lead/jobs.js.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from annotator.models import Image, Job, Membership, Project, Round
+from annotator.selectors import (
+    image_split_counts, job_list, membership_list, membership_role, project_metrics, round_current,
+)
+from annotator.services.errors import ServiceError
+from annotator.services.exports import export_file, export_start
+from annotator.services.images import image_import_start, image_set_split
+from annotator.services.jobs import job_cancel_request
+from annotator.services.projects import (
+    LOCKED_AFTER_START, ClassSpec, membership_remove, membership_set, project_create, project_set_classes,
+    project_update,
+)
+from annotator.services.rounds import job_retry, project_readiness, project_start, round_close
+from models_store.models import ModelVersion
+
+from . import forms
+from .lead_charts import CHARTS
+
+
+def lead_project(request: HttpRequest, pk: int) -> Project:
+    """The project, if the user leads it (or is staff): 404 for outsiders, 403 for annotators."""
+    project = get_object_or_404(Project, pk=pk)
+    role = membership_role(project=project, user=request.user)
+    if role is None:
+        raise Http404("No such project.")
+    if role != Membership.Role.LEAD:
+        raise PermissionDenied("Only the project's leads can open this page.")
+    return project
+
+
+def _started(project: Project) -> bool:
+    return project.state != Project.State.DRAFT or project.rounds.exists()
+
+
+def _render(request, template: str, project: Project | None, tab: str, **context) -> HttpResponse:
+    return render(request, f"frontend/lead/{template}", {"project": project, "tab": tab, **context})
+
+
+def _back(request, project: Project, default: str = "project-dashboard"):
+    target = request.POST.get("next", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return redirect(target)
+    return redirect(default, pk=project.pk)
+
+
+# --- Create and configure -------------------------------------------------------------------------------------
+
+
+@login_required
+def project_create_view(request: HttpRequest) -> HttpResponse:
+    form = forms.ProjectCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = project_create(name=form.cleaned_data["name"], description=form.cleaned_data["description"],
+                                     classes=form.cleaned_data["classes"], created_by=request.user)
+        except ServiceError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Created {project.name}. Next: set the budget and strategy, then import "
+                                      "images.")
+            return redirect("project-settings", pk=project.pk)
+    return _render(request, "create.html", None, "create", form=form)
+
+
+@login_required
+def project_settings_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = lead_project(request, pk)
+    locked = LOCKED_AFTER_START if _started(project) else frozenset()
+    # The form validates a copy: the row changes only through project_update.
+    form = forms.ProjectSettingsForm(request.POST or None, instance=Project.objects.get(pk=pk), locked=locked)
+    if request.method == "POST" and form.is_valid():
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name not in locked}
+        try:
+            project_update(project=project, **changes)
+        except ServiceError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Settings saved." + (" They apply from the next round." if locked else ""))
+            return redirect("project-settings", pk=pk)
+    counts = image_split_counts(project=project)
+    pool = project.images.filter(domain=Image.Domain.TARGET, split=Image.Split.POOL)
+    pool_pixels = sum(w * h for w, h in pool.values_list("width", "height"))
+    return _render(request, "settings.html", project, "settings", form=form, counts=counts,
+                   pool_images=pool.count(), pool_pixels=pool_pixels)
+
+
+@login_required
+def project_classes_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = lead_project(request, pk)
+    has_masks = project.images.exclude(gt_mask="").exists() or project.images.filter(annotations__isnull=False).exists()
+    FormSet = forms.LockedClassFormSet if has_masks else forms.ClassFormSet
+    initial = [{"name": c.name, "color": c.color, "hotkey": c.hotkey} for c in project.classes.order_by("index")]
+    formset = FormSet(request.POST or None, initial=initial, prefix="classes")
+    if request.method == "POST" and formset.is_valid():
+        kept = [f.cleaned_data for f in formset.forms
+                if f.cleaned_data and not f.cleaned_data.get("DELETE") and f.cleaned_data.get("name")]
+        specs = [ClassSpec(i, c["name"].strip(), c["color"], c.get("hotkey", "").strip()) for i, c in enumerate(kept)]
+        try:
+            project_set_classes(project=project, classes=specs)
+        except ServiceError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Saved {len(specs)} classes.")
+            return redirect("project-classes", pk=pk)
+    return _render(request, "classes.html", project, "classes", formset=formset, has_masks=has_masks)
+
+
+@login_required
+def project_members_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = lead_project(request, pk)
+    form = forms.MemberForm(request.POST or None)
+    if request.method == "POST":
+        action = request.POST.get("action", "add")
+        try:
+            if action == "add" and form.is_valid():
+                membership_set(project=project, user=form.cleaned_data["username"], role=form.cleaned_data["role"])
+                messages.success(request, f"{form.cleaned_data['username']} is now "
+                                          f"{Membership.Role(form.cleaned_data['role']).label.lower()}.")
+                return redirect("project-members", pk=pk)
+            if action in ("role", "remove"):
+                user = get_object_or_404(get_user_model(), pk=request.POST.get("user"))
+                if action == "remove":
+                    membership_remove(project=project, user=user)
+                    messages.success(request, f"{user} left the project; their open queries went back to the queue.")
+                else:
+                    membership_set(project=project, user=user, role=request.POST.get("role", ""))
+                    messages.success(request, f"{user} is now {request.POST.get('role')}.")
+                return redirect("project-members", pk=pk)
+        except ServiceError as exc:
+            messages.error(request, str(exc))
+    members = membership_list(project=project)
+    candidates = (get_user_model().objects.filter(is_active=True).exclude(memberships__project=project)
+                  .order_by("username").values_list("username", flat=True)[:500])
+    return _render(request, "members.html", project, "members", form=form, members=members,
+                   candidates=candidates, roles=Membership.Role.choices)
+
+
+# --- Images: import and the validation split ------------------------------------------------------------------
+
+
+@login_required
+def project_images_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = lead_project(request, pk)
+    form = forms.ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = image_import_start(project=project, user=request.user, domain=data["domain"],
+                                     val_count=data["val_count"], upload=data.get("archive"),
+                                     folder=data.get("folder", "").strip())
+        except ServiceError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Import started (job {job.pk}); its progress shows below.")
+            return redirect("project-images", pk=pk)
+    domain = request.GET.get("domain") if request.GET.get("domain") in Image.Domain.values else Image.Domain.TARGET
+    split = request.GET.get("split") if request.GET.get("split") in Image.Split.values else ""
+    images = project.images.filter(domain=domain).order_by("original_name")
+    if split:
+        images = images.filter(split=split)
+    page = Paginator(images, 100).get_page(request.GET.get("page"))
+    return _render(request, "images.html", project, "images", form=form, counts=image_split_counts(project=project),
+                   page=page, domain=domain, split=split, frozen=_started(project),
+                   domains=Image.Domain.choices, splits=Image.Split.choices,
+                   import_jobs=project.jobs.filter(kind=Job.Kind.IMPORT).order_by("-created_at")[:10])
+
+
+@login_required
+@require_POST
+def project_images_split_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = lead_project(request, pk)
+    ids = [int(i) for i in request.POST.getlist("image") if i.isdigit()]
+    split = request.POST.get("split", "")
+    if not ids:
+        messages.error(request, "Select some images first.")
+    else:
+        try:
+            changed = image_set_split(project=project, images=ids, split=split)
+        except ServiceError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{changed} image(s) moved to {Image.Split(split).label.lower()}.")
+    return _back(request, project, "project-images")
+
+
+# --- Running the project --------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def project_start_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = lead_project(request, pk)
+    try:
+        project_start(project=project, user=request.user)
+    except ServiceError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Started: round 0 is training on labeled source and unlabeled target images.")
+    return redirect("project-dashboard", pk=pk)
+
+
+@login_required
+@require_POST
+def round_close_view(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    project = lead_project(request, pk)
+    round_ = get_object_or_404(Round, project=project, number=number)
+    try:
+        following = round_close(round_=round_, user=request.user)
+    except ServiceError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Closed round {number} early; round {following.number} is training."
+                         if following else f"Closed round {number}.")
+    return redirect("project-dashboard", pk=pk)
+
+
+@login_required
+@require_POST
+def job_action_view(request: HttpRequest, pk: int, job_pk: int, action: str) -> HttpResponse:
+    project = lead_project(request, pk)
+    job = get_object_or_404(Job, pk=job_pk, project=project)
+    try:
+        if action == "retry":
+            new = job_retry(job=job, user=request.user)
+            messages.success(request, f"Job {job.pk} queued again as job {new.pk}.")
+        elif action == "cancel":
+            if job.is_final:
+                raise ServiceError(f"job {job.pk} has ended already")
+            job_cancel_request(job=job)
+            messages.success(request, f"Asked job {job.pk} to stop.")
+        else:
+            raise Http404
+    except ServiceError as exc:
+        messages.error(request, str(exc))
+    return _back(request, project)
+
+
+@login_required
+@require_POST
+def project_export_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = lead_project(request, pk)
+    form = forms.ExportForm(request.POST)
+    if form.is_valid():
+        try:
+            job = export_start(project=project, fmt=form.cleaned_data["format"],
+                               include_imported=form.cleaned_data["include_imported"])
+        except ServiceError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Export started (job {job.pk}); a download link appears when it is done.")
+    return redirect(reverse("project-dashboard", kwargs={"pk": pk}) + "#exports")
+
+
+# --- Dashboard ------------------------------------------------------------------------------------------------
+
+
+def _heat(value: float | None) -> str:
+    """Background of a per-class IoU cell: red (0) → yellow → green (1); grey for n/a."""
+    if value is None:
+        return "background:#f3f4f6;color:#6b7280"
+    return f"background:hsl({int(120 * max(0.0, min(1.0, value)))},70%,82%)"
+
+
+@login_required
+def project_dashboard_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = lead_project(request, pk)
+    metrics = project_metrics(project=project)
+    baseline = metrics.baseline_miou
+    rounds = [
+        {"m": r, "delta": (r.miou - baseline) if r.miou is not None and baseline is not None else None,
+         "spent_share": r.budget_spent_pixels / r.budget_planned_pixels if r.budget_planned_pixels else None}
+        for r in metrics.rounds
+    ]
+    per_class = [
+        {"number": r.number, "cells": [(r.per_class_iou.get(c), _heat(r.per_class_iou.get(c))) for c in metrics.classes]}
+        for r in metrics.rounds if r.per_class_iou
+    ]
+    jobs = job_list(project=project)
+    for job in jobs:
+        job.download_ready = job.kind == Job.Kind.EXPORT and export_file(job=job) is not None
+        # What job_retry accepts: a failed or cancelled round job whose round still waits for it.
+        job.retryable = (job.kind == Job.Kind.ROUND and job.state in (Job.State.FAILED, Job.State.CANCELLED)
+                         and job.round is not None and job.round.state in (Round.State.TRAINING, Round.State.SELECTING))
+    labeled = metrics.rounds[-1].labeled_target_fraction if metrics.rounds else None
+    return _render(
+        request, "dashboard.html", project, "dashboard",
+        metrics=metrics, rounds=rounds, per_class=per_class, jobs=jobs,
+        current=round_current(project=project), readiness=project_readiness(project=project),
+        started=_started(project), labeled_fraction=labeled,
+        model_versions=ModelVersion.objects.filter(project=project).select_related("round").order_by("-version"),
+        chart_names=list(CHARTS), export_form=forms.ExportForm(), charts_key=_fingerprint(metrics)[:12],
+    )
+
+
+def _fingerprint(metrics) -> str:
+    return hashlib.sha256(json.dumps(dataclasses.asdict(metrics), sort_keys=True, default=str).encode()).hexdigest()
+
+
+@login_required
+def project_chart_view(request: HttpRequest, pk: int, name: str) -> HttpResponse:
+    project = lead_project(request, pk)
+    if name not in CHARTS:
+        raise Http404("No such chart.")
+    metrics = project_metrics(project=project)
+    key = f"maskloop:chart:{project.pk}:{name}:{_fingerprint(metrics)}"
+    png = cache.get(key)
+    if png is None:
+        png = CHARTS[name](metrics)
+        cache.set(key, png, 3600)
+    response = HttpResponse(png, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=0, must-revalidate"
+    return response
