@@ -214,3 +214,52 @@ def test_close_round_early_and_retry_and_cancel_jobs(project, as_user, django_ca
     assert Job.objects.get(pk=new.pk).state == Job.State.CANCELLED
     other = make_job(Project.objects.create(name="Other"), state=Job.State.FAILED)
     assert client.post(reverse("job-action", args=[project.pk, other.pk, "retry"])).status_code == 404
+
+
+# --- The Django admin (staff) goes through the same services --------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["project", "membership", "labelclass", "image", "round", "query", "annotation",
+                                   "suggestion", "job"])
+def test_admin_lists_load(project, users, as_user, model):
+    from tests.app.simulated_campaign import build_campaign
+
+    build_campaign(project, annotator=users["annotator"], lead=users["lead"])
+    assert as_user("admin").get(f"/admin/annotator/{model}/").status_code == 200
+    assert as_user("admin").get("/admin/models_store/modelversion/").status_code == 200
+
+
+def test_admin_refuses_a_locked_setting_and_an_impossible_budget(project, as_user):
+    from django.forms.models import model_to_dict
+
+    project.state = Project.State.ACTIVE
+    project.save()
+    data = {k: ("" if v is None else v) for k, v in model_to_dict(project).items()
+            if k not in ("id", "state", "created_by") and v is not False}  # an unchecked box is not sent
+    data.update({"classes-TOTAL_FORMS": "0", "classes-INITIAL_FORMS": "0", "memberships-TOTAL_FORMS": "0",
+                 "memberships-INITIAL_FORMS": "0"})
+    url = f"/admin/annotator/project/{project.pk}/change/"
+    response = as_user("admin").post(url, {**data, "architecture": "deeplabv3_resnet50"})
+    assert response.status_code == 200 and "Fixed once the project has started." in response.content.decode()
+    response = as_user("admin").post(url, {**data, "budget_unit": "pixel_percent", "budget_per_round": "300"})
+    assert "at most 100" in response.content.decode()
+    assert as_user("admin").post(url, {**data, "budget_per_round": "2.5"}).status_code == 302
+    project.refresh_from_db()
+    assert project.budget_per_round == 2.5 and project.architecture == "deeplabv3_mobilenet_v3_large"
+
+
+def test_admin_actions_call_the_services(project, as_user, django_capture_on_commit_callbacks):
+    labeling = make_round(project, number=0, state=Round.State.LABELING)
+    client = as_user("admin")
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post("/admin/annotator/round/", {"action": "close_rounds", "_selected_action": [labeling.pk]},
+                               follow=True)
+    assert "Closed 1 row(s)." in response.content.decode()
+    assert project.rounds.get(number=1).state == Round.State.TRAINING
+    response = client.post("/admin/annotator/project/", {"action": "start_projects",
+                                                         "_selected_action": [project.pk]}, follow=True)
+    assert "has started already" in response.content.decode()
+    image = make_image(project)
+    response = client.post("/admin/annotator/image/", {"action": "mark_validation", "_selected_action": [image.pk]},
+                           follow=True)
+    assert "frozen" in response.content.decode()
