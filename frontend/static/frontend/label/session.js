@@ -1,0 +1,196 @@
+// Never lose work: active-time tracking, autosave with version checks, and a
+// copy of unsaved work in this browser (IndexedDB) that survives a crash, a
+// closed tab or a lost network.
+import { postPng, getPng } from "./api.js";
+import { mergeMasks } from "./algorithms.js";
+import { encodeIndexPng } from "./png.js";
+
+/** Seconds of *active* work: the tab visible and some input within the last ``idleMs``. */
+export class ActiveTimer {
+  constructor({ idleMs = 60_000 } = {}) {
+    this.idleMs = idleMs;
+    this.unbooked = 0;  // ms not yet sent with a save
+    this.total = 0;  // ms on this page
+    this.last = performance.now();
+    this.lastInput = this.last;
+    setInterval(() => this.tick(), 1000);
+  }
+
+  mark() {
+    this.tick();
+    this.lastInput = performance.now();
+  }
+
+  tick() {
+    const now = performance.now();
+    const active = document.visibilityState === "visible" && now - this.lastInput < this.idleMs;
+    if (active) {
+      this.unbooked += now - this.last;
+      this.total += now - this.last;
+    }
+    this.last = now;
+  }
+
+  /** Seconds to book with the next save (they are given back if that save fails). */
+  take() {
+    this.tick();
+    const seconds = this.unbooked / 1000;
+    this.unbooked = 0;
+    return seconds;
+  }
+
+  giveBack(seconds) { this.unbooked += seconds * 1000; }
+}
+
+/** The latest unsaved mask of each query, kept in IndexedDB until the server has it. */
+export class LocalBackup {
+  constructor(key) {
+    this.key = key;
+    this.db = new Promise((resolve) => {
+      if (!window.indexedDB) return resolve(null);
+      const open = indexedDB.open("maskloop-labeling", 1);
+      open.onupgradeneeded = () => open.result.createObjectStore("drafts");
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => resolve(null);
+    });
+  }
+
+  async _run(mode, action) {
+    const db = await this.db;
+    if (!db) return null;
+    return new Promise((resolve) => {
+      const tx = db.transaction("drafts", mode);
+      const request = action(tx.objectStore("drafts"));
+      tx.oncomplete = () => resolve(request ? request.result : null);
+      tx.onerror = () => resolve(null);
+    });
+  }
+
+  put(record) { return this._run("readwrite", (store) => store.put({ ...record, savedAt: Date.now() }, this.key)); }
+  get() { return this._run("readonly", (store) => store.get(this.key)); }
+  clear() { return this._run("readwrite", (store) => store.delete(this.key)); }
+}
+
+/**
+ * Saves the document's confirmed labels as versions of the image's mask.
+ *
+ * ``baseVersion`` is the server version the labels started from; ``baseLabels``
+ * its content, kept for three-way merges. A 409 (someone saved in between) is
+ * resolved by merging: my changes since the base win, theirs fill the rest;
+ * when both changed the same pixels ``resolveConflict`` asks the annotator.
+ */
+export class Saver {
+  constructor({ doc, detail, timer, backup, onStatus, resolveConflict, onBlocked }) {
+    Object.assign(this, { doc, detail, timer, backup, onStatus, resolveConflict, onBlocked });
+    this.baseVersion = detail.base_version;
+    this.baseLabels = doc.labels.slice();
+    this.savedRevision = doc.revision;
+    this.inflight = null;
+    this.blocked = null;  // a reason saving stopped (the lock was taken, the query closed)
+    this.encoded = null;  // {revision, blob}: the latest encoding, reused on page exit
+    this.failures = 0;
+    this.stats = { roundTripMs: [] };
+  }
+
+  get dirty() { return this.doc.revision !== this.savedRevision; }
+
+  async encode() {
+    const revision = this.doc.revision;
+    if (this.encoded && this.encoded.revision === revision) return this.encoded;
+    const labels = this.doc.labels.slice();
+    const blob = await encodeIndexPng(labels, this.doc.width, this.doc.height);
+    this.encoded = { revision, blob, labels };
+    return this.encoded;
+  }
+
+  /** Keep a copy of unsaved work in this browser. */
+  async backUp() {
+    if (!this.dirty) return;
+    const { revision, blob } = await this.encode();
+    await this.backup.put({ baseVersion: this.baseVersion, revision, png: blob });
+  }
+
+  /** Save now (a draft, or the submission). Resolves to the server's answer; throws ApiError when refused. */
+  async save({ submit = false } = {}) {
+    while (this.inflight) await this.inflight.catch(() => {});
+    if (this.blocked) throw this.blocked;
+    if (!submit && !this.dirty) return null;
+    const run = this._save(submit, true);
+    this.inflight = run;
+    try {
+      return await run;
+    } finally {
+      this.inflight = null;
+    }
+  }
+
+  async _save(submit, mayMerge) {
+    const started = performance.now();
+    const { revision, blob, labels } = await this.encode();
+    const seconds = this.timer.take();
+    this.onStatus("saving", submit ? "Submitting…" : "Saving…");
+    try {
+      const { body } = await postPng(submit ? this.detail.urls.submit : this.detail.urls.save, blob, {
+        base_version: this.baseVersion, time_spent: seconds.toFixed(2),
+      });
+      this.baseVersion = body.annotation.version;
+      this.baseLabels = labels;
+      this.savedRevision = revision;
+      this.failures = 0;
+      this.stats.roundTripMs.push(performance.now() - started);
+      if (!this.dirty) this.backup.clear();
+      this.onStatus("saved", `Saved as version ${body.annotation.version}`);
+      return body;
+    } catch (error) {
+      this.timer.giveBack(seconds);
+      if (error.status === 409 && error.code === "stale_version" && mayMerge && error.body.latest) {
+        const how = await this.mergeWith(error.body.latest);
+        if (how === "reload") return null;  // the annotator looks at their version before saving anything
+        return this._save(submit, false);
+      }
+      if (error.status === 409 || error.status === 403) {
+        this.blocked = error;
+        this.onBlocked(error);
+      } else {
+        this.failures++;
+        this.onStatus("error", error.message);
+        this.backUp();
+      }
+      throw error;
+    }
+  }
+
+  /** Bring the labels up to the server's ``latest`` version without losing my changes. */
+  async mergeWith(latest) {
+    const theirs = (await getPng(latest.mask_url, [this.doc.width, this.doc.height])).data;
+    const mine = this.doc.labels;
+    let { merged, conflicts, mineChanged } = mergeMasks(this.baseLabels, mine, theirs);
+    let how = "merged";
+    if (conflicts > 0) {
+      how = await this.resolveConflict({ latest, conflicts, mineChanged });
+      if (how === "theirs") merged = mergeMasks(this.baseLabels, mine, theirs, "theirs").merged;
+      if (how === "reload") merged = theirs;
+    }
+    this.doc.replaceLabels(merged, how === "reload" ? "reload" : "merge");
+    this.baseVersion = latest.version;
+    this.baseLabels = theirs;
+    this.encoded = null;
+    if (how === "reload") this.savedRevision = this.doc.revision;
+    const who = latest.author ? ` by ${latest.author}` : "";
+    this.onStatus("merged", how === "reload"
+      ? `Reloaded version ${latest.version}${who}.`
+      : `Merged with version ${latest.version}${who}` + (conflicts ? ` (${conflicts} overlapping pixels: kept ${how === "theirs" ? "theirs" : "mine"}).` : " (no overlapping edits)."));
+    return how;
+  }
+
+  /** On leaving the page: a last save if it is small enough for a keepalive request, else the local copy. */
+  flushOnExit() {
+    if (!this.dirty || this.blocked) return;
+    const encoded = this.encoded;
+    if (encoded && encoded.revision === this.doc.revision && encoded.blob.size < 60_000) {
+      postPng(this.detail.urls.save, encoded.blob, {
+        base_version: this.baseVersion, time_spent: this.timer.take().toFixed(2),
+      }, { keepalive: true }).catch(() => {});
+    }
+  }
+}
