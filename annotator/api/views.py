@@ -37,7 +37,7 @@ from ..services.projects import (
 from ..services.rounds import job_retry, project_readiness, project_start, round_close
 from . import serializers as s
 from .filters import CustomFilter, DeclaredFilterBackend, Filter, PageNumberWithSize
-from .permissions import IsProjectLead, IsProjectLeadOrReadOnly, IsProjectMember
+from .permissions import IsProjectLead, IsProjectLeadOrReadOnly
 
 
 class ServiceRefused(APIException):
@@ -168,7 +168,8 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                                "annotator throughput (leads).")
     @action(detail=True, methods=["get"], permission_classes=[IsAuthenticated, IsProjectLead], filter_backends=[])
     def metrics(self, request, pk=None):
-        return Response(dataclasses.asdict(project_metrics(project=self.get_object())))
+        metrics = dataclasses.asdict(project_metrics(project=self.get_object()))
+        return Response(s.ProjectMetricsSerializer(metrics).data)
 
     @extend_schema(request=s.ImageSplitSerializer, responses=s.ImageSplitResultSerializer,
                    description="Move images between splits, e.g. mark validation images (leads, before the start: "

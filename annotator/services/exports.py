@@ -18,7 +18,7 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -276,7 +276,3 @@ def export_start(*, project: Project, fmt: str, include_imported: bool = True) -
         job = job_create(kind=Job.Kind.EXPORT, project=project, message=f"export {fmt}: queued")
         job_enqueue(job=job, task=export_dataset, fmt=fmt, include_imported=include_imported)
     return job
-
-
-def report_dict(report: ExportReport) -> dict:
-    return {**asdict(report), "path": str(report.path)}
