@@ -27,6 +27,7 @@ from learning.tv_compat import import_torchvision
 log = logging.getLogger(__name__)
 
 DEFAULT_ARCHITECTURE = "deeplabv3_mobilenet_v3_large"
+BATCHNORM_MOMENTUM = 0.1
 
 # name -> (builder name in torchvision.models.segmentation, short description)
 ARCHITECTURES: dict[str, str] = {
@@ -67,6 +68,13 @@ def build_model(arch: str = DEFAULT_ARCHITECTURE, num_classes: int = 2, *,
     segmentation = import_torchvision().models.segmentation
     builder: Callable[..., nn.Module] = getattr(segmentation, arch)
     model = builder(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+    # torchvision's MobileNetV3 uses BatchNorm momentum 0.01, tuned for ImageNet-length
+    # schedules. Here a round fine-tunes for a few hundred steps at a fairly high LR: the
+    # running statistics then trail the weights so far that eval-mode predictions collapse
+    # (measured: 2 % mIoU in eval vs 19 % in train mode after 300 steps from scratch).
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = BATCHNORM_MOMENTUM
     if backbone_checkpoint is not None:
         load_backbone(model, backbone_checkpoint)
     return model

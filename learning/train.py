@@ -79,6 +79,7 @@ class TrainConfig:
     adversarial_weight: float = 0.001
     discriminator_lr: float = 1e-4
     discriminator_width: int = 64
+    discriminator_downsample: int = 4  # the discriminator sees softmax maps at 1/4 of the training size
     self_training: bool = False
     self_training_weight: float = 1.0
     pseudo_label_portion: float = 0.5  # CBST: keep each predicted class's most confident 50 %

@@ -43,7 +43,8 @@ def _bce(logits: torch.Tensor, label: float) -> torch.Tensor:
 
 @register_objective("adversarial")
 class OutputSpaceAdversarial(TargetObjective):
-    """Options (``TrainConfig`` fields): ``adversarial_weight``, ``discriminator_lr``, ``discriminator_width``."""
+    """Options (``TrainConfig`` fields): ``adversarial_weight``, ``discriminator_lr``,
+    ``discriminator_width``, ``discriminator_downsample``."""
 
     def __init__(self, config, options=None):
         super().__init__(config, options)
@@ -63,6 +64,15 @@ class OutputSpaceAdversarial(TargetObjective):
                     state[key] = value.to(context.numerics.device)
 
     def _discriminate(self, logits: torch.Tensor) -> torch.Tensor:
+        # The logits were bilinearly upsampled from the network's output stride (8-16), so
+        # a map at 1/``discriminator_downsample`` of the input carries the same layout; at
+        # full size the discriminator alone cost more than the segmentation step on a CPU.
+        factor = self.config.discriminator_downsample
+        if factor > 1:
+            # ... but never below 32 px, where five stride-2 convolutions run out of pixels.
+            size = tuple(max(min(n, 32), n // factor) for n in logits.shape[-2:])
+            if size != tuple(logits.shape[-2:]):
+                logits = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
         probs = logits.float().softmax(1)
         with self._numerics.autocast():
             return self.discriminator(self._numerics.prepare_input(probs))

@@ -84,3 +84,11 @@ def test_bf16_forward_agrees_with_fp32():
         with fast.autocast():
             approx = model_forward(model, fast.prepare_input(x)).logits.float().argmax(1)
     assert (approx == reference).float().mean() > 0.9
+
+
+def test_batchnorm_statistics_follow_short_fine_tunes():
+    # MobileNetV3's ImageNet momentum (0.01) leaves eval-mode statistics far behind a
+    # few-hundred-step round; build_model resets every BatchNorm to 0.1.
+    model = build_model("deeplabv3_mobilenet_v3_large", 3)
+    momenta = {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert momenta == {0.1}
