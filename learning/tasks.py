@@ -2,21 +2,27 @@
 
 Training runs on the ``training`` queue (GPU workers where there are any);
 selection and suggestions on ``default``. Every task is safe to deliver twice:
-the services check the round's state and rely on unique constraints.
+the services check the round's state and rely on unique constraints. When a
+worker starts it re-queues the round jobs its previous process was running
+(killed mid-training) and any whose worker has been silent for too long.
 """
 from __future__ import annotations
 
+import logging
 import socket
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from annotator.services.jobs import job_start, job_succeed
 
+log = logging.getLogger(__name__)
 
-@shared_task(name="learning.ping")
-def ping(*, job_id: int) -> str:
-    """Prove a worker consumes the queue and reaches the database (used by tests and `manage.py check_worker`)."""
-    job = job_start(job_id=job_id)
+
+@shared_task(name="learning.ping", bind=True)
+def ping(self, *, job_id: int) -> str:
+    """Prove a worker consumes the queue and reaches the database (used by tests)."""
+    job = job_start(job_id=job_id, worker=self.request.hostname or "")
     if job is None:
         return "gone"
     reply = f"pong from {socket.gethostname()}"
@@ -24,17 +30,31 @@ def ping(*, job_id: int) -> str:
     return reply
 
 
-@shared_task(name="learning.round_train", queue="training")
-def round_train(*, job_id: int) -> str:
+@shared_task(name="learning.round_train", queue="training", bind=True)
+def round_train(self, *, job_id: int) -> str:
     """Train (or fine-tune) the round's model, evaluate it, store it; then hand over to selection."""
     from . import services
 
-    return services.round_train_run(job_id=job_id)
+    return services.round_train_run(job_id=job_id, worker=self.request.hostname or "")
 
 
-@shared_task(name="learning.round_select", queue="default")
-def round_select(*, job_id: int) -> str:
+@shared_task(name="learning.round_select", queue="default", bind=True)
+def round_select(self, *, job_id: int) -> str:
     """Score the pool with the round's model, store queries and suggestions, open the round."""
     from . import services
 
-    return services.round_select_run(job_id=job_id)
+    return services.round_select_run(job_id=job_id, worker=self.request.hostname or "")
+
+
+@worker_ready.connect
+def recover_orphaned_jobs(sender=None, **kwargs) -> None:
+    from . import services
+
+    hostname = getattr(sender, "hostname", "") or ""
+    try:
+        requeued = services.jobs_recover(worker=hostname)
+    except Exception:  # a recovery problem must not keep the worker from starting
+        log.exception("could not recover orphaned jobs")
+        return
+    if requeued:
+        log.warning("re-queued jobs %s whose worker died", requeued)

@@ -102,37 +102,55 @@ def database_url_for_subprocess() -> str:
 
 
 @pytest.fixture
-def celery_worker_process(settings, transactional_db, tmp_path):
-    """A real `celery worker` process on this run's broker and test database (not eager mode)."""
+def start_worker(settings, transactional_db, tmp_path):
+    """``start_worker(name)``: a real `celery worker` process on this run's broker and test database.
+
+    Not eager mode: the task goes through the broker to another process. Every
+    worker started is stopped (TERM, then KILL) when the test ends.
+    """
     import os
     import subprocess
     import sys
 
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url_for_subprocess(),
-        MEDIA_ROOT=str(settings.MEDIA_ROOT),
-        MODELS_STORE_ROOT=str(settings.MODELS_STORE_ROOT),
-        PYTHONUNBUFFERED="1",
-    )
-    log_path = tmp_path / "worker.log"
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--concurrency", "1",
-         "-Q", "default,training", "--loglevel", "INFO", "--without-heartbeat", "--without-gossip",
-         "--without-mingle", "-n", f"test-{os.getpid()}@%h"],
-        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    process.log_path = log_path
-    yield process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    log.close()
+    processes = []
+
+    def start(name: str = "test", *, queues: str = "default,training"):
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=database_url_for_subprocess(),
+            MEDIA_ROOT=str(settings.MEDIA_ROOT),
+            MODELS_STORE_ROOT=str(settings.MODELS_STORE_ROOT),
+            PYTHONUNBUFFERED="1",
+            OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
+        )
+        log_path = tmp_path / f"worker-{name}-{len(processes)}.log"
+        log = open(log_path, "w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--concurrency", "1",
+             "-Q", queues, "--loglevel", "INFO", "--without-heartbeat", "--without-gossip",
+             "--without-mingle", "-n", f"{name}-{os.getpid()}@%h"],
+            cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        process.log_path = log_path
+        process.log_file = log
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        process.log_file.close()
+
+
+@pytest.fixture
+def celery_worker_process(start_worker):
+    return start_worker("test")
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.1, what: str = "condition", log_path=None):
