@@ -180,8 +180,10 @@ class Labeler {
     const info = [`${detail.image.name} · ${this.width}×${this.height}`, `round ${detail.round.number}`];
     info.push(detail.region ? `region query: ${detail.region.pixels.toLocaleString()} pixels` : "whole image");
     $("#query-info").textContent = info.join(" · ");
+    const census = this.doc.census();
+    const part = detail.region ? "of the region" : "of the image";
     $("#suggestion-info").textContent = detail.suggestion
-      ? `Suggestion by model v${detail.suggestion.model_version}: ${Math.round(detail.suggestion.coverage * 100)}% pre-filled (hatched until accepted).`
+      ? `Suggestion by model v${detail.suggestion.model_version}: ${Math.round((100 * census.suggested) / Math.max(1, census.total))}% ${part} pre-filled, hatched until accepted.`
       : "No suggestion for this query.";
     $("#version-info").textContent = detail.annotation
       ? `Starting from version ${detail.annotation.version}${detail.annotation.author ? ` by ${detail.annotation.author}` : ""}${detail.annotation.is_submitted ? "" : " (draft)"}.`
@@ -246,8 +248,8 @@ class Labeler {
     const bbox = this.detail.region && this.detail.region.bbox;
     if (!bbox) return this.view.fit();
     const [x0, y0, x1, y1] = bbox;
-    // Context around the region: three times its size, at least a quarter of the image.
-    const w = Math.max((x1 - x0) * 3, this.width / 4), h = Math.max((y1 - y0) * 3, this.height / 4);
+    // Context around the region: four times its size, at least 40 % of the image.
+    const w = Math.max((x1 - x0) * 4, this.width * 0.4), h = Math.max((y1 - y0) * 4, this.height * 0.4);
     const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
     this.view.zoomToRect([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]);
   }

@@ -96,13 +96,16 @@ export function drawRegion(canvas, limit, width, height) {
   fillCanvas(canvas, width, height, (i) => (outline[i] ? line : limit[i] ? 0 : dim));
 }
 
-/** Heat map of the model's confidence: transparent where sure, yellow to red where unsure. */
+/**
+ * Heat map of the model's confidence (max class probability × 255): transparent
+ * where sure, yellow to red where unsure, never opaque so the image stays readable.
+ */
 export function drawConfidence(canvas, confidence, width, height) {
   const ramp = new Uint32Array(256);
   for (let c = 0; c < 256; c++) {
     const unsure = 1 - c / 255;
     const g = Math.round(220 * (1 - unsure) + 30 * unsure);
-    ramp[c] = pack(240, g, 20, Math.round(210 * Math.min(1, unsure * 1.4)));
+    ramp[c] = pack(240, g, 20, Math.round(165 * Math.min(1, unsure * 1.25)));
   }
   fillCanvas(canvas, width, height, (i) => ramp[confidence[i]]);
 }

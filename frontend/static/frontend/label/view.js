@@ -28,13 +28,19 @@ export class Viewport {
     this.apply();
   }
 
-  /** Show the rectangle [x0, y0, x1, y1] (image pixels) as large as fits, centred. */
+  /**
+   * Show the rectangle [x0, y0, x1, y1] (image pixels) as large as fits, centred on it
+   * but slid back inside the image, so no screen space is spent past the image's edge.
+   */
   zoomToRect([x0, y0, x1, y1]) {
     const box = this.viewport.getBoundingClientRect();
     const w = Math.max(1, x1 - x0), h = Math.max(1, y1 - y0);
     this.scale = Math.max(this.minScale, Math.min(this.maxScale, Math.min(box.width / w, box.height / h)));
-    this.tx = box.width / 2 - ((x0 + x1) / 2) * this.scale;
-    this.ty = box.height / 2 - ((y0 + y1) / 2) * this.scale;
+    const inside = (centre, visible, size) => (visible >= size ? size / 2 : Math.min(Math.max(centre, visible / 2), size - visible / 2));
+    const cx = inside((x0 + x1) / 2, box.width / this.scale, this.width);
+    const cy = inside((y0 + y1) / 2, box.height / this.scale, this.height);
+    this.tx = box.width / 2 - cx * this.scale;
+    this.ty = box.height / 2 - cy * this.scale;
     this.apply();
   }
 
