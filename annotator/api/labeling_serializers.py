@@ -135,3 +135,45 @@ class SkipSerializer(serializers.Serializer):
 
 class ReleaseSerializer(serializers.Serializer):
     time_spent = serializers.FloatField(min_value=0, required=False, default=0.0)
+
+
+# --- response shapes, for the OpenAPI schema and the reader -------------------------------------
+
+
+class NextQuerySerializer(serializers.Serializer):
+    query = QueryDetailSerializer(allow_null=True, help_text="The query now locked for you; null when none is open")
+    detail = serializers.CharField(required=False, help_text="Why there is nothing to label, when query is null")
+
+
+class RoundRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.IntegerField()
+    state = serializers.CharField()
+
+
+class QueueSerializer(serializers.Serializer):
+    round = RoundRefSerializer(allow_null=True)
+    pending = serializers.IntegerField()
+    available = serializers.IntegerField(help_text="Pending and not locked by somebody else")
+    in_progress = serializers.IntegerField(help_text="Locked by other annotators right now")
+    submitted = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    my_submitted = serializers.IntegerField()
+    my_seconds = serializers.FloatField()
+    held = serializers.ListField(child=serializers.IntegerField(), help_text="Ids of the queries you hold")
+
+
+class SaveResultSerializer(serializers.Serializer):
+    annotation = AnnotationVersionSerializer()
+    created = serializers.BooleanField(help_text="False when an identical draft was not stored again")
+    next_round = serializers.IntegerField(allow_null=True, help_text="Number of the round this submit opened")
+
+
+class MaskUploadSerializer(SaveParamsSerializer):
+    mask = serializers.FileField(help_text="Single-channel index PNG: class ids, 255 = unlabeled")
+
+
+class ConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.ChoiceField(choices=["stale_version", "locked", "conflict"])
+    latest = AnnotationVersionSerializer(required=False, allow_null=True)

@@ -11,6 +11,8 @@ import mimetypes
 from django.conf import settings
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
@@ -26,14 +28,21 @@ from ..services.errors import Conflict, PermissionDenied, ServiceError
 from ..services.superpixels import image_superpixels
 from .labeling_serializers import (
     AnnotationVersionSerializer,
+    ConflictSerializer,
+    MaskUploadSerializer,
+    NextQuerySerializer,
     QueryDetailSerializer,
+    QueueSerializer,
     ReleaseSerializer,
     SaveParamsSerializer,
+    SaveResultSerializer,
     SkipSerializer,
 )
 from .permissions import IsProjectMember
 
 IMMUTABLE = "private, max-age=31536000, immutable"  # versions, suggestions and images are never rewritten
+CONFLICT = OpenApiResponse(ConflictSerializer, description="Stale base version, locked by someone else, or closed")
+PNG = {(200, "image/png"): OpenApiTypes.BINARY}
 
 
 class PngParser(BaseParser):
@@ -85,6 +94,7 @@ class NextQueryView(ServiceErrorsMixin, APIView):
 
     permission_classes = [IsAuthenticated, IsProjectMember]
 
+    @extend_schema(request=None, responses=NextQuerySerializer)
     def post(self, request: Request, project_pk: int) -> Response:
         project = get_object_or_404(Project, pk=project_pk)
         self.check_object_permissions(request, project)
@@ -106,6 +116,7 @@ class QueueView(ServiceErrorsMixin, APIView):
 
     permission_classes = [IsAuthenticated, IsProjectMember]
 
+    @extend_schema(responses=QueueSerializer)
     def get(self, request: Request, project_pk: int) -> Response:
         project = get_object_or_404(Project, pk=project_pk)
         self.check_object_permissions(request, project)
@@ -122,6 +133,7 @@ class QueueView(ServiceErrorsMixin, APIView):
 
 
 class QueryDetailView(QueryView):
+    @extend_schema(responses=QueryDetailSerializer)
     def get(self, request: Request, pk: int) -> Response:
         return Response(self.detail(self.get_query(pk)))
 
@@ -129,6 +141,7 @@ class QueryDetailView(QueryView):
 class ClaimView(QueryView):
     """POST: lock this query for the requester (the page of a query opened by its URL)."""
 
+    @extend_schema(request=None, responses={200: QueryDetailSerializer, 409: CONFLICT})
     def post(self, request: Request, pk: int) -> Response:
         query = labeling.query_claim(query=self.get_query(pk), user=request.user)
         return Response(self.detail(self.get_query(query.pk)))
@@ -168,6 +181,17 @@ class SaveView(QueryView):
     parser_classes = [PngParser, MultiPartParser, FormParser, JSONParser]
     submit = False
 
+    @extend_schema(
+        request={"image/png": OpenApiTypes.BINARY, "multipart/form-data": MaskUploadSerializer},
+        parameters=[
+            OpenApiParameter("base_version", int, description="The image's version you started from (0: none); "
+                             "in the query string with a raw PNG body"),
+            OpenApiParameter("time_spent", float, description="Active seconds since your previous save"),
+            OpenApiParameter("submit", bool, description="Submit instead of saving a draft"),
+        ],
+        responses={201: SaveResultSerializer, 200: SaveResultSerializer, 400: OpenApiResponse(
+            description="The mask does not fit the image size or the class list"), 409: CONFLICT},
+    )
     def post(self, request: Request, pk: int) -> Response:
         query = self.get_query(pk)
         png, raw_params = _mask_upload(request)
@@ -192,6 +216,7 @@ class SubmitView(SaveView):
 
 
 class SkipView(QueryView):
+    @extend_schema(request=SkipSerializer, responses={200: QueryDetailSerializer, 409: CONFLICT})
     def post(self, request: Request, pk: int) -> Response:
         query = self.get_query(pk)
         params = SkipSerializer(data=request.data)
@@ -201,6 +226,7 @@ class SkipView(QueryView):
 
 
 class ReleaseView(QueryView):
+    @extend_schema(request=ReleaseSerializer, responses=QueryDetailSerializer)
     def post(self, request: Request, pk: int) -> Response:
         query = self.get_query(pk)
         params = ReleaseSerializer(data=request.data)
@@ -223,16 +249,19 @@ def _file_response(field, *, content_type: str | None = None, cache: str = IMMUT
 
 
 class QueryImageView(QueryView):
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     def get(self, request: Request, pk: int) -> FileResponse:
         return _file_response(self.get_query(pk).image.file)
 
 
 class QueryRegionView(QueryView):
+    @extend_schema(responses=PNG, description="255 inside the queried region, 0 outside")
     def get(self, request: Request, pk: int) -> FileResponse:
         return _file_response(self.get_query(pk).region_mask, content_type="image/png")
 
 
 class QuerySuggestionView(QueryView):
+    @extend_schema(responses=PNG, description="mask: class ids, 255 = not suggested; confidence: uint8 = conf × 255")
     def get(self, request: Request, pk: int, which: str) -> FileResponse:
         if which not in ("mask", "confidence"):
             raise Http404("a suggestion has a mask and a confidence map")
@@ -246,7 +275,8 @@ class QuerySuggestionView(QueryView):
 class QuerySuperpixelsView(QueryView):
     """GET the image's SLIC superpixels as a 16-bit PNG of region ids (computed on first request)."""
 
-    def get(self, request: Request, pk: int):
+    @extend_schema(responses=PNG)
+    def get(self, request: Request, pk: int) -> FileResponse:
         image = self.get_query(pk).image
         image_superpixels(image=image)  # computes and stores them on first use
         return _file_response(image.superpixels, content_type="image/png")
@@ -255,6 +285,7 @@ class QuerySuperpixelsView(QueryView):
 class AnnotationMaskView(ServiceErrorsMixin, APIView):
     permission_classes = [IsAuthenticated, IsProjectMember]
 
+    @extend_schema(responses=PNG)
     def get(self, request: Request, pk: int) -> FileResponse:
         annotation = get_object_or_404(Annotation.objects.select_related("image__project"), pk=pk)
         self.check_object_permissions(request, annotation)

@@ -329,3 +329,33 @@ def test_zoom_pan_fit_and_view_toggles(page, live_server, login, project, whole_
         const c = document.querySelector('#confidence');
         return c.getContext('2d').getImageData(5, 5, 1, 1).data[3];
     }""") > 0  # 0.8 confidence: a light warm tint
+
+
+def test_accept_under_the_cursor_eraser_and_lasso(page, live_server, login, project, round_):
+    query = make_query(round_, make_image(project, size=(W, H), pixels=gradient()))
+    suggestion = np.full((H, W), VOID, np.uint8)
+    suggestion[45:, :60] = ROAD
+    suggestion[45:, 60:] = SKY
+    make_suggestion(query, suggestion, np.full((H, W), 0.8))
+    login(page, "annotator", "pw-annotator")
+    open_next(page, live_server, project)
+
+    page.mouse.move(*client_point(page, 30, 70))
+    page.keyboard.press("a")  # accept the suggested area under the cursor: the road, not the sky
+    expected = np.full((H, W), VOID, np.uint8)
+    expected[45:, :60] = ROAD
+    assert (page_labels(page) == expected).all()
+
+    page.keyboard.press("e")
+    drag(page, [(70, 50), (110, 50)])  # the sky suggestion there was wrong: erase it
+    page.keyboard.press("Shift+A")  # accept what is left of the suggestion
+    labels = page_labels(page)
+    assert (labels[50, 72:108] == VOID).all()  # erased pixels stay empty
+    assert (labels[60:, 60:] == SKY).all() and (labels[45:, :60] == ROAD).all()
+
+    page.keyboard.press("2")
+    page.keyboard.press("l")
+    drag(page, [(10, 5), (50, 5), (30, 35)])  # a freehand lasso fills when released
+    lasso = page_labels(page)[:40]
+    assert lasso[12, 30] == CAR and lasso[10, 100] == VOID and lasso[38, 5] == VOID
+    assert set(np.unique(lasso)) == {CAR, VOID} and (lasso == CAR).sum() > 300
