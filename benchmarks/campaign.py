@@ -96,7 +96,8 @@ class CampaignConfig:
     segments: int | None = None  # SLIC superpixels per image (None = 150 per 240x320)
     region_percent: float = 1.0  # region arms: % of pool pixels per round
     images_per_round: int = 1  # image arms
-    steps_per_round: int = 60
+    image_rounds: int | None = 3  # image arms stop here (3 images = 6.5 % of the pool: past the 5 % mark)
+    steps_per_round: int = 40
     batch_size: int = 8
     lr: float = 3e-4
     target_share: float = 0.5  # share of training frames drawn from dusk labels
@@ -118,7 +119,7 @@ def quick_config(**overrides) -> CampaignConfig:
     """Tiny synthetic campaign: runs end to end in about a minute (the unit test runs 2 rounds)."""
     base = CampaignConfig(
         quick=True, rounds=3, seeds=1, arch="lraspp_mobilenet_v3_large", size=(64, 96), segments=40,
-        region_percent=3.0, images_per_round=1, steps_per_round=10, batch_size=4, lr=3e-3, base_steps=150,
+        region_percent=3.0, images_per_round=1, image_rounds=None, steps_per_round=10, batch_size=4, lr=3e-3, base_steps=150,
         base_lr=1e-2, work=str(WORK / "quick"), write_docs=False, png=str(WORK / "quick" / "campaign.png"),
         threads=1,
     )
@@ -234,6 +235,9 @@ def _train_config(config: CampaignConfig, num_classes: int, *, steps: int, lr: f
     )
 
 
+MIN_DA_BASE_STEPS = 1000  # shorter bases there are smoke runs, not a usable round-0 model
+
+
 def find_da_base(config: CampaignConfig, class_names: list[str]) -> Path | None:
     """The longest-trained source-only base of benchmarks/domain_adaptation.py with our architecture and size."""
     from learning.checkpoint import read_meta
@@ -246,7 +250,8 @@ def find_da_base(config: CampaignConfig, class_names: list[str]) -> Path | None:
             continue
         training = meta.get("training_config", {})
         if (meta.get("architecture") == config.arch and list(meta.get("input_size", [])) == list(config.size)
-                and meta.get("classes") == class_names and int(training.get("steps", 0)) > best_steps):
+                and meta.get("classes") == class_names and int(training.get("steps", 0)) > best_steps
+                and int(training.get("steps", 0)) >= MIN_DA_BASE_STEPS):
             best, best_steps = meta_path.parent, int(training.get("steps", 0))
     return best
 
@@ -377,7 +382,10 @@ def run_arm(config: CampaignConfig, data: CampaignData, arm: Arm, seed: int, bas
     records = [RoundRecord(arm.name, seed, 0, 0, 0.0, base_eval.miou, per_class_iou=base_eval.per_class_iou)]
     state, evaluation, version = base, base_eval, "base"
     samples = [Sample(image=data.pool_images[k], key=k) for k in data.pool_keys]
-    for r in range(config.rounds):
+    rounds = config.rounds
+    if arm.unit == "image" and config.image_rounds:
+        rounds = min(rounds, config.image_rounds)
+    for r in range(rounds):
         cpu_started = time.process_time()
         started = time.perf_counter()
         model = _model(config, data.num_classes, state)
@@ -480,24 +488,27 @@ def scoring_throughput(config: CampaignConfig, data: CampaignData, state: dict, 
                     out = model_forward(prepared, numerics.prepare_input(x))
                 out.logits.float().cpu()
 
-    def best_of(fn: Callable[[], object]) -> float:
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
-        return min(times)
+    def timed(fn: Callable[[], object]) -> float:
+        started = time.perf_counter()
+        fn()
+        return time.perf_counter() - started
+
+    def plain() -> None:
+        score_pool(model, samples, size=config.size, batch_size=config.batch_size, device="cpu")
 
     bare()  # warm-up
-    bare_s = best_of(bare)
-    plain_s = best_of(lambda: score_pool(model, samples, size=config.size, batch_size=config.batch_size, device="cpu"))
-    tta_s = best_of(lambda: score_pool(model, samples, size=config.size, batch_size=config.batch_size, device="cpu",
-                                       tta=True))
+    # Interleaved, best of `repeats`: on a shared machine, load drifts between back-to-back runs.
+    bare_s, plain_s = float("inf"), float("inf")
+    for _ in range(repeats):
+        bare_s = min(bare_s, timed(bare))
+        plain_s = min(plain_s, timed(plain))
+    tta_s = timed(lambda: score_pool(model, samples, size=config.size, batch_size=config.batch_size, device="cpu",
+                                     tta=True))
     with tempfile.TemporaryDirectory() as tmp:
         cache = ScoreCache(tmp, "throughput")
         score_pool(model, samples, size=config.size, batch_size=config.batch_size, device="cpu", cache=cache)
-        cached_s = best_of(lambda: score_pool(model, samples, size=config.size, batch_size=config.batch_size,
-                                              device="cpu", cache=cache))
+        cached_s = timed(lambda: score_pool(model, samples, size=config.size, batch_size=config.batch_size,
+                                            device="cpu", cache=cache))
     n = len(samples)
     return {"images": n, "bare": n / bare_s, "score_pool": n / plain_s, "score_pool_tta": n / tta_s,
             "cached": n / cached_s}
@@ -571,7 +582,7 @@ def _pct(value: float | None, digits: int = 1) -> str:
 def render(config: CampaignConfig, data: CampaignData, arms: dict[str, Arm], records: list[RoundRecord],
            info: dict) -> str:
     rounds = range(config.rounds + 1)
-    header = ["arm", "unit / budget per round"] + [f"round {n}" for n in rounds]
+    header = ["arm", "unit / budget per round", "seeds"] + [f"round {n}" for n in rounds]
     rows = []
     for name, arm in list(arms.items()) + ([("full", None)] if any(r.arm == "full" for r in records) else []):
         cells = []
@@ -586,7 +597,8 @@ def render(config: CampaignConfig, data: CampaignData, arms: dict[str, Arm], rec
         budget = "all pool pixels" if arm is None else (
             f"{arm.unit}, {arm.budget_amount:g} {arm.budget_unit}" if arm.budget_unit != "percent"
             else f"{arm.unit}, {arm.budget_amount:g} % of pixels")
-        rows.append([arm.label if arm else "full dusk supervision (reference)", budget, *cells])
+        seeds = len({r.seed for r in records if r.arm == name})
+        rows.append([arm.label if arm else "full dusk supervision (reference)", budget, seeds, *cells])
     table = report.markdown_table(header, rows)
 
     sug_rows = []
@@ -664,9 +676,10 @@ def render(config: CampaignConfig, data: CampaignData, arms: dict[str, Arm], rec
         f"labels so far (dusk oversampled to ~{100 * config.target_share:.0f} % of frames) → evaluate.",
         f"- Region arms: SLIC superpixels ({'about 150' if config.segments is None else config.segments} per image), "
         f"{config.region_percent:g} % of the pool's pixels per round, respected to the pixel. Image arms: "
-        f"{config.images_per_round} whole image(s) per round. {config.rounds} rounds, {config.seeds} seed(s) "
-        "(seed = selection randomness and training order; the round-0 model is shared). Cells: mean ± std mIoU (%) "
-        "@ mean % of pool pixels labeled.",
+        f"{config.images_per_round} whole image(s) per round"
+        + (f" for {config.image_rounds} rounds" if config.image_rounds else "")
+        + f". {config.rounds} rounds, {config.seeds} seed(s) planned (seed = selection randomness and training "
+        "order; the round-0 model is shared). Cells: mean ± std mIoU (%) @ mean % of pool pixels labeled.",
         f"- Uncertainty: {config.measure}; score_pool on the pool each round (one batched no-grad pass).",
         weight_line,
         "",
@@ -686,7 +699,7 @@ def render(config: CampaignConfig, data: CampaignData, arms: dict[str, Arm], rec
         t = info["throughput"]
         lines += [
             f"Scoring throughput on the {t['images']} pool images at {config.size[0]}×{config.size[1]} "
-            f"(batch {config.batch_size}, best of 3, images in memory): bare forward pass {t['bare']:.1f} img/s; "
+            f"(batch {config.batch_size}, best of 3 interleaved runs, images in memory): bare forward pass {t['bare']:.1f} img/s; "
             f"score_pool {t['score_pool']:.1f} img/s (**{t['score_pool'] / t['bare']:.2f}×** the bare pass; goal ≥ 0.8); "
             f"with flip-TTA {t['score_pool_tta']:.1f} img/s; from the on-disk cache {t['cached']:.0f} img/s.",
             "",
@@ -724,6 +737,21 @@ def run_campaign(config: CampaignConfig, *, data: CampaignData | None = None,
     records: list[RoundRecord] = []
     results_path = work / "records.jsonl"
     done = _load_done(results_path, config)
+    resumed = sum(r.cpu_seconds for recs in done.values() for r in recs)
+
+    def publish() -> str:
+        """Table, plot and docs from what has finished so far: a stopped run still leaves real numbers."""
+        info["wall_seconds"] = time.perf_counter() - wall
+        info["cpu_seconds"] = time.process_time() - cpu + resumed  # resumed campaigns count their recorded CPU
+        title = ("Synthetic smoke run" if config.quick else "CamVid day→dusk") + \
+            ": mIoU vs labeled pixels (mean ± std over seeds)"
+        plot(records, arms, Path(config.png), title)
+        markdown = render(config, data, arms, records, info)
+        (work / "report.md").write_text(markdown)
+        if config.write_docs:
+            report.write_section("campaign", markdown)
+        return markdown
+
     with tempfile.TemporaryDirectory(dir=work) as cache_root:
         for seed in range(config.seeds):
             if config.full_reference:
@@ -732,17 +760,9 @@ def run_campaign(config: CampaignConfig, *, data: CampaignData | None = None,
             for name, arm in arms.items():
                 records += done.get((name, seed)) or _save(
                     results_path, config, run_arm(config, data, arm, seed, base, base_eval, Path(cache_root), log))
-    info["wall_seconds"] = time.perf_counter() - wall
-    resumed = sum(r.cpu_seconds for recs in done.values() for r in recs)
-    info["cpu_seconds"] = time.process_time() - cpu + resumed  # resumed campaigns count their recorded CPU time
-    title = ("Synthetic smoke run" if config.quick else "CamVid day→dusk") + \
-        f": mIoU vs labeled pixels ({config.seeds} seed{'s' if config.seeds > 1 else ''}, mean ± std)"
-    plot(records, arms, Path(config.png), title)
-    markdown = render(config, data, arms, records, info)
-    (work / "report.md").write_text(markdown)
-    if config.write_docs:
-        report.write_section("campaign", markdown)
-    return records, markdown
+                if not config.quick:
+                    publish()
+    return records, publish()
 
 
 def _config_key(config: CampaignConfig) -> str:
@@ -786,6 +806,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="poll this long for benchmarks/domain_adaptation.py's base before training our own")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--no-throughput", action="store_true")
+    parser.add_argument("--no-full", action="store_true", help="skip the full dusk supervision reference")
+    parser.add_argument("--work", help="folder for records, cached base and report (default var/bench/campaign/…)")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     args = parser.parse_args(argv)
     overrides = {k: getattr(args, k) for k in ("rounds", "seeds", "steps_per_round", "region_percent",
@@ -795,6 +817,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides["arms"] = tuple(args.arms)
     if args.no_throughput:
         overrides["throughput"] = False
+    if args.no_full:
+        overrides["full_reference"] = False
+    if args.work:
+        overrides["work"] = args.work
     config = quick_config(**overrides) if args.quick else replace(CampaignConfig(), **overrides)
     if args.no_write:
         config = replace(config, write_docs=False, png=str(Path(config.work) / "campaign.png"))

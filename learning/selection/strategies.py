@@ -20,12 +20,22 @@ Strategies (``STRATEGIES``):
   underperforms random at low budgets, Hacohen et al., ICML'22), shifting to
   uncertainty as rounds pass and validation mIoU rises. The default.
 
-One trade-off ``w`` in [0, 1] drives the diversity step: the shortlist holds
-``k * (1 + (F - 1) * (1 - w))`` units (``k`` = units the budget affords,
-``F`` = ``candidate_factor``) and k-center maximises
-``(1 - w) * distance + w * score`` (both scaled to [0, 1]). ``w = 1`` is
-exactly top-k by score; ``w = 0`` is pure core-set coverage of a wide
-shortlist.
+One trade-off ``w`` in [0, 1] drives the diversity step. The shortlist
+holds the ``k * F ** (1 - w)`` best-scoring units (``k`` = units the budget
+affords, ``F`` = ``candidate_factor``): just the top ``k`` at ``w = 1``, a
+wide slice of the pool while the model is weak. Then, by
+``SelectionParams.diversity``:
+
+- ``"kmeans"`` (default; TypiClust, Hacohen et al. ICML'22): cluster the
+  shortlist's features into ``k`` groups and take one unit per group, the
+  one maximising ``(1 - w) * typicality + w * score``; groups far from
+  everything already labeled go first. Typical units are what a weak model
+  needs (a cold start); uncertain ones what a strong model needs.
+- ``"kcenter"`` (core-set, Sener & Savarese): greedy farthest-first,
+  maximising ``(1 - w) * distance to the nearest centre + w * score``.
+
+In both, already-labeled units are centres, and ``w = 1`` is exactly top-k
+by score.
 """
 from __future__ import annotations
 
@@ -73,7 +83,8 @@ class SelectionParams:
     """Project-level knobs; the defaults follow research/al-da-anchors.md (c.3, c.4)."""
 
     uncertainty_weight: float = 0.5  # fixed trade-off of entropy_diversity and region
-    candidate_factor: float = 10.0  # shortlist size at w = 0, in multiples of the picks
+    diversity: str = "kmeans"  # "kmeans" (typical unit per cluster) | "kcenter" (core-set)
+    candidate_factor: float = 50.0  # shortlist size at w = 0, in multiples of the picks
     per_image_cap: float = 3.0  # region picks per image <= ceil(cap * k / images with candidates)
     rarity_power: float = 0.0  # > 0: weight region scores by predicted-class rarity
     context: int = 1  # RIPU neighbourhood half-width, in canvas pixels
@@ -157,7 +168,7 @@ DEFAULT_STRATEGY = "adaptive"
 def _shortlist(ctx: SelectionContext, scores: np.ndarray) -> np.ndarray:
     """Top units by score; for regions at most twice a fair share per image."""
     c = ctx.candidates
-    size = math.ceil(ctx.picks_estimate * (1.0 + (ctx.params.candidate_factor - 1.0) * (1.0 - ctx.weight)))
+    size = math.ceil(ctx.picks_estimate * max(1.0, ctx.params.candidate_factor) ** (1.0 - ctx.weight))
     size = max(1, min(len(c), size))
     by_score = np.argsort(-scores, kind="stable")
     if c.unit == "image":
@@ -173,26 +184,94 @@ def _shortlist(ctx: SelectionContext, scores: np.ndarray) -> np.ndarray:
     return by_score[rank < per_image][:size]
 
 
+def _centres(ctx: SelectionContext, width: int) -> np.ndarray:
+    centres = ctx.candidates.centres()
+    if ctx.extra_centres is not None and len(ctx.extra_centres):
+        extra = l2_normalise(ctx.extra_centres)
+        centres = np.concatenate([centres, extra]) if len(centres) else extra
+    if len(centres) and centres.shape[1] != width:
+        raise ValueError(f"labeled_features have {centres.shape[1]} dimensions, pool features {width}")
+    return centres
+
+
+def _scaled(values: np.ndarray) -> np.ndarray:
+    low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    return (values - low) / (high - low) if high > low else np.zeros_like(values, dtype=np.float64)
+
+
+def _kcenter_picks(ctx: SelectionContext, features: np.ndarray, centres: np.ndarray,
+                   scores: np.ndarray) -> Iterator[int]:
+    return iter_kcenter(features, initial_centers=centres if len(centres) else None, scores=scores,
+                        score_weight=ctx.weight)
+
+
+def _typicality(features: np.ndarray, labels: np.ndarray, neighbours: int = 20) -> np.ndarray:
+    """TypiClust's typicality: inverse mean distance to the nearest members of the unit's own cluster."""
+    typicality = np.ones(len(features))
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        if len(members) < 2:
+            continue
+        x = features[members]
+        sq = (x * x).sum(axis=1)
+        d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0))
+        nearest = np.sort(d, axis=1)[:, 1 : min(neighbours, len(members) - 1) + 1]
+        typicality[members] = 1.0 / (1e-6 + nearest.mean(axis=1))
+    return typicality
+
+
+def _kmeans_picks(ctx: SelectionContext, features: np.ndarray, centres: np.ndarray,
+                  scores: np.ndarray) -> Iterator[int]:
+    """One unit per k-means cluster not yet covered by labels, round-robin (TypiClust's recipe).
+
+    Shortlist and labeled centres are clustered together into ``k`` + (number
+    of centres, at most ``2k``) groups; groups holding a labeled centre are
+    covered and come last. Uncovered groups go largest first while ``w`` is
+    low (they represent most of the pool), most informative first as ``w``
+    rises. In each group the unit maximising ``(1 - w) * typicality + w *
+    score`` is taken.
+    """
+    from sklearn.cluster import KMeans
+
+    n, k = len(features), min(ctx.picks_estimate, len(features))
+    if n == 0:
+        return
+    if len(centres) > 2 * k:
+        centres = centres[ctx.rng.choice(len(centres), 2 * k, replace=False)]
+    points = np.concatenate([features, centres]) if len(centres) else features
+    groups = min(k + len(centres), len(np.unique(points.round(6), axis=0)))
+    fit = KMeans(n_clusters=groups, n_init=1, random_state=int(ctx.rng.integers(0, 2**31 - 1))).fit(points)
+    labels, centre_labels = fit.labels_[:n], fit.labels_[n:]
+    value = (1.0 - ctx.weight) * _scaled(_typicality(features, labels)) + ctx.weight * _scaled(scores)
+    present = np.unique(labels)
+    covered = np.isin(present, centre_labels)
+    size = np.array([np.sum(labels == c) for c in present], dtype=np.float64)
+    best = np.array([value[labels == c].max() for c in present])
+    priority = (1.0 - ctx.weight) * _scaled(size) + ctx.weight * _scaled(best)
+    cluster_order = present[np.lexsort((-priority, covered))]
+    queues = [sorted(np.flatnonzero(labels == c), key=lambda i: -value[i]) for c in cluster_order]
+    for depth in range(max(len(q) for q in queues)):
+        for q in queues:
+            if depth < len(q):
+                yield int(q[depth])
+
+
+DIVERSITY = {"kmeans": _kmeans_picks, "kcenter": _kcenter_picks}
+
+
 def diversity_order(ctx: SelectionContext, scores: np.ndarray) -> Iterator[int]:
-    """k-center over the shortlist (labeled units as centres), then every other unit by score."""
+    """Diverse picks from the shortlist (labeled units as centres), then every other unit by score."""
+    try:
+        picker = DIVERSITY[ctx.params.diversity]
+    except KeyError:
+        raise ValueError(f"unknown diversity method {ctx.params.diversity!r}; known: {sorted(DIVERSITY)}") from None
     shortlist = _shortlist(ctx, scores)
     if ctx.weight >= 1.0:
         yield from (int(r) for r in shortlist)
     else:
         features = ctx.candidates.features(shortlist)
-        centres = ctx.candidates.centres()
-        if ctx.extra_centres is not None and len(ctx.extra_centres):
-            extra = l2_normalise(ctx.extra_centres)
-            centres = np.concatenate([centres, extra]) if len(centres) else extra
-        if len(centres) and centres.shape[1] != features.shape[1]:
-            raise ValueError(f"labeled_features have {centres.shape[1]} dimensions, pool features {features.shape[1]}")
-        picks = iter_kcenter(
-            features,
-            initial_centers=centres if len(centres) else None,
-            scores=scores[shortlist],
-            score_weight=ctx.weight,
-        )
-        yield from (int(shortlist[j]) for j in picks)
+        centres = _centres(ctx, features.shape[1])
+        yield from (int(shortlist[j]) for j in picker(ctx, features, centres, scores[shortlist]))
     rest = np.ones(len(scores), dtype=bool)
     rest[shortlist] = False
     yield from (int(r) for r in np.argsort(-scores, kind="stable") if rest[r])

@@ -42,27 +42,32 @@ def _clustered_pool() -> tuple[list[PoolScore], dict[str, int]]:
     return pool, cluster
 
 
-def test_diversity_picks_from_different_clusters_where_uncertainty_picks_duplicates():
+@pytest.mark.parametrize("diversity", ["kmeans", "kcenter"])
+def test_diversity_picks_from_different_clusters_where_uncertainty_picks_duplicates(diversity):
     pool, cluster = _clustered_pool()
     uncertain = select_queries(pool, Budget(3, "images"), "entropy")
-    diverse = select_queries(pool, Budget(3, "images"), "entropy_diversity")
+    diverse = select_queries(pool, Budget(3, "images"), "entropy_diversity",
+                             params=SelectionParams(diversity=diversity))
     assert {cluster[q.key] for q in uncertain} == {0}
     assert {cluster[q.key] for q in diverse} == {0, 1, 2}
-    assert diverse[0].key == uncertain[0].key == "c0-0"
+    assert cluster[diverse[0].key] == 0  # the most uncertain cluster still comes first
 
 
-def test_labeled_images_are_diversity_centres():
+@pytest.mark.parametrize("diversity", ["kmeans", "kcenter"])
+def test_labeled_images_are_diversity_centres(diversity):
     pool, cluster = _clustered_pool()
     items = [PoolItem(score=s) for s in pool]
     items[4] = PoolItem(score=pool[4], labels=np.zeros(pool[4].image_size, dtype=np.uint8))  # c1-0 fully labeled
-    picks = select_queries(items, Budget(2, "images"), "entropy_diversity")
+    picks = select_queries(items, Budget(2, "images"), "entropy_diversity", params=SelectionParams(diversity=diversity))
     assert "c1-0" not in {q.key for q in picks}
     assert {cluster[q.key] for q in picks} == {0, 2}  # cluster 1 is covered already
 
 
-def test_external_labeled_features_are_centres_too():
+@pytest.mark.parametrize("diversity", ["kmeans", "kcenter"])
+def test_external_labeled_features_are_centres_too(diversity):
     pool, cluster = _clustered_pool()
-    picks = select_queries(pool, Budget(2, "images"), "entropy_diversity", labeled_features=np.eye(3, 6)[[2]])
+    picks = select_queries(pool, Budget(2, "images"), "entropy_diversity", labeled_features=np.eye(3, 6)[[2]],
+                           params=SelectionParams(diversity=diversity))
     assert {cluster[q.key] for q in picks} == {0, 1}
 
 
@@ -140,6 +145,22 @@ def test_budget_units_must_match_query_units():
         select_queries(items, Budget(1, "regions"), "entropy")
     with pytest.raises(ValueError, match="unknown strategy"):
         select_queries(items, Budget(1, "percent"), "bald")
+
+
+def test_a_weak_model_picks_typical_units_and_a_strong_one_uncertain_units():
+    # One big cluster of ordinary images and a small one of odd, very uncertain ones.
+    pool = [_score(f"typical{j}", 0.3, np.eye(2, 6)[0] + 0.02 * j, seed=j) for j in range(8)]
+    pool += [_score(f"odd{j}", 0.9, np.eye(2, 6)[1] + 0.02 * j, seed=20 + j) for j in range(2)]
+    cold = SelectionParams(uncertainty_weight=0.0)
+    warm = SelectionParams(uncertainty_weight=1.0)
+    assert select_queries(pool, Budget(1, "images"), "entropy_diversity", params=cold)[0].key.startswith("typical")
+    assert select_queries(pool, Budget(1, "images"), "entropy_diversity", params=warm)[0].key.startswith("odd")
+
+
+def test_unknown_diversity_method_is_refused():
+    pool, _ = _clustered_pool()
+    with pytest.raises(ValueError, match="diversity"):
+        select_queries(pool, Budget(2, "images"), "entropy_diversity", params=SelectionParams(diversity="badge"))
 
 
 def test_random_is_reproducible_per_seed():
