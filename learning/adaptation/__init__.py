@@ -1,11 +1,12 @@
 """Domain-adaptation objectives on unlabeled target images, selectable by name.
 
 Importing this package registers the built-in objectives: ``"adversarial"``
-(output-space, AdaptSegNet) and ``"self_training"`` (CBST pseudo-labels).
+(output-space, AdaptSegNet), ``"self_training"`` (CBST pseudo-labels) and
+``"target_batchnorm"`` (target frames only through BatchNorm: the control arm).
 Further objectives register themselves with :func:`register_objective`.
 """
 from learning.adaptation.base import (  # noqa: F401
     OBJECTIVES, ObjectiveContext, StepState, TargetObjective, TrainingCancelled, build_objective,
     masked_cross_entropy, register_objective,
 )
-from learning.adaptation import adversarial, pseudo_labels  # noqa: F401,E402  (registration)
+from learning.adaptation import adversarial, batchnorm, pseudo_labels  # noqa: F401,E402  (registration)
