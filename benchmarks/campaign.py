@@ -736,7 +736,8 @@ def run_campaign(config: CampaignConfig, *, data: CampaignData | None = None,
 
     records: list[RoundRecord] = []
     results_path = work / "records.jsonl"
-    done = _load_done(results_path, config)
+    key = _config_key(config, _state_fingerprint(base))
+    done = _load_done(results_path, key)
     resumed = sum(r.cpu_seconds for recs in done.values() for r in recs)
 
     def publish() -> str:
@@ -755,28 +756,37 @@ def run_campaign(config: CampaignConfig, *, data: CampaignData | None = None,
     with tempfile.TemporaryDirectory(dir=work) as cache_root:
         for seed in range(config.seeds):
             if config.full_reference:
-                records += done.get(("full", seed)) or _save(results_path, config,
+                records += done.get(("full", seed)) or _save(results_path, key,
                                                              run_full_reference(config, data, seed, base, base_eval, log))
             for name, arm in arms.items():
                 records += done.get((name, seed)) or _save(
-                    results_path, config, run_arm(config, data, arm, seed, base, base_eval, Path(cache_root), log))
+                    results_path, key, run_arm(config, data, arm, seed, base, base_eval, Path(cache_root), log))
                 if not config.quick:
                     publish()
     return records, publish()
 
 
-def _config_key(config: CampaignConfig) -> str:
+def _state_fingerprint(state: dict) -> str:
+    import hashlib
+
+    digest = hashlib.sha1()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _config_key(config: CampaignConfig, base_id: str) -> str:
     keep = {k: v for k, v in asdict(config).items() if k not in ("seeds", "arms", "work", "write_docs", "png",
-                                                                  "throughput", "threads", "full_reference")}
-    return json.dumps(keep, sort_keys=True)
+                                                                  "throughput", "threads", "full_reference", "base")}
+    return json.dumps({**keep, "base_weights": base_id}, sort_keys=True)
 
 
-def _load_done(path: Path, config: CampaignConfig) -> dict[tuple[str, int], list[RoundRecord]]:
+def _load_done(path: Path, key: str) -> dict[tuple[str, int], list[RoundRecord]]:
     """Finished (arm, seed) campaigns of an earlier run with the same settings: an interrupted run resumes."""
     done: dict[tuple[str, int], list[RoundRecord]] = {}
     if not path.exists():
         return done
-    key = _config_key(config)
     for line in path.read_text().splitlines():
         entry = json.loads(line)
         if entry["config"] == key:
@@ -785,9 +795,9 @@ def _load_done(path: Path, config: CampaignConfig) -> dict[tuple[str, int], list
     return done
 
 
-def _save(path: Path, config: CampaignConfig, records: list[RoundRecord]) -> list[RoundRecord]:
+def _save(path: Path, key: str, records: list[RoundRecord]) -> list[RoundRecord]:
     with path.open("a") as stream:
-        stream.write(json.dumps({"config": _config_key(config), "records": [asdict(r) for r in records]}) + "\n")
+        stream.write(json.dumps({"config": key, "records": [asdict(r) for r in records]}) + "\n")
     return records
 
 
