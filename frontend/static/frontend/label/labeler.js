@@ -124,7 +124,8 @@ class Labeler {
     $("#sketch").setAttribute("viewBox", `0 0 ${width} ${height}`);
     this.timer = new ActiveTimer();
     this.saver = new Saver({
-      doc: this.doc, detail, timer: this.timer, backup: new LocalBackup(`query-${detail.id}`),
+      // Keyed by user too: a shared computer must not hand one annotator's unsaved work to the next.
+      doc: this.doc, detail, timer: this.timer, backup: new LocalBackup(`query-${detail.id}-${detail.assignee}`),
       onStatus: (kind, text) => this.showSaveStatus(kind, text),
       resolveConflict: (info) => this.askConflict(info),
       onBlocked: (error) => this.blocked(error),
@@ -156,11 +157,14 @@ class Labeler {
       item.querySelector(".swatch").style.background = c.color;
       item.querySelector(".name").textContent = c.name;
       item.querySelector("kbd").textContent = c.hotkey || "";
-      item.addEventListener("click", () => this.selectClass(c.index));
+      item.addEventListener("click", () => { this.selectClass(c.index); $("#viewport").focus(); });
       return item;
     }));
     this.hotkeys = new Map(this.classes.filter((c) => c.hotkey).map((c) => [c.hotkey, c.index]));
-    document.querySelectorAll("[data-tool]").forEach((button) => button.addEventListener("click", () => this.setTool(button.dataset.tool)));
+    document.querySelectorAll("[data-tool]").forEach((button) => button.addEventListener("click", () => {
+      this.setTool(button.dataset.tool);
+      $("#viewport").focus();  // keys (Space to pan, hotkeys) go to the canvas, not to the button
+    }));
     const actions = {
       undo: () => this.undo(), redo: () => this.redo(), "accept-all": () => this.acceptAll(),
       "fill-empty": () => this.fillEmpty(), fit: () => this.view.fit(), "zoom-region": () => this.zoomToRegion(),

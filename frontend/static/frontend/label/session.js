@@ -115,7 +115,7 @@ export class Saver {
     while (this.inflight) await this.inflight.catch(() => {});
     if (this.blocked) throw this.blocked;
     if (!submit && !this.dirty) return null;
-    const run = this._save(submit, true);
+    const run = this._save(submit, 3);
     this.inflight = run;
     try {
       return await run;
@@ -124,7 +124,8 @@ export class Saver {
     }
   }
 
-  async _save(submit, mayMerge) {
+  /** ``merges``: how many more times a 409 may be merged and retried (others may keep saving meanwhile). */
+  async _save(submit, merges) {
     const started = performance.now();
     const { revision, blob, labels } = await this.encode();
     const seconds = this.timer.take();
@@ -143,10 +144,10 @@ export class Saver {
       return body;
     } catch (error) {
       this.timer.giveBack(seconds);
-      if (error.status === 409 && error.code === "stale_version" && mayMerge && error.body.latest) {
+      if (error.status === 409 && error.code === "stale_version" && merges > 0 && error.body.latest) {
         const how = await this.mergeWith(error.body.latest);
         if (how === "reload") return null;  // the annotator looks at their version before saving anything
-        return this._save(submit, false);
+        return this._save(submit, merges - 1);
       }
       if (error.status === 409 || error.status === 403) {
         this.blocked = error;
