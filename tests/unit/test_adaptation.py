@@ -109,3 +109,18 @@ def test_adversarial_loss_trains_the_segmenter_and_the_discriminator_learns_the_
     restored.load_state_dict(objective.state_dict())
     for a, b in zip(restored.discriminator.parameters(), objective.discriminator.parameters()):
         assert torch.equal(a, b.cpu())
+
+
+def test_target_batchnorm_control_only_changes_normalisation_statistics(tiny_samples):
+    from learning.train import train
+
+    labeled, pool = tiny_samples(2), tiny_samples(2, labeled=False, seed=1)
+    tiny = dict(arch="lraspp_mobilenet_v3_large", num_classes=2, size=(32, 48), batch_size=2, target_batch_size=2,
+                steps=2, log_every=1)
+    init = build_model("lraspp_mobilenet_v3_large", 2).state_dict()
+    plain = train(TrainConfig(**tiny), labeled=labeled, unlabeled=pool, init_state=init)
+    control = train(TrainConfig(**tiny, objectives=("target_batchnorm",)), labeled=labeled, unlabeled=pool,
+                    init_state=init)
+    assert set(control.history[-1]) == {"step", "lr", "loss", "supervised"}
+    running = [k for k in init if k.endswith("running_mean")]
+    assert any(not torch.equal(plain.state_dict[k], control.state_dict[k]) for k in running)
