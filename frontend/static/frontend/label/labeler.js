@@ -202,7 +202,8 @@ class Labeler {
     document.querySelectorAll("#classes .class").forEach((el) => el.classList.toggle("active", Number(el.dataset.index) === index));
     const c = this.classes.find((k) => k.index === index);
     $("#current-class").textContent = c ? c.name : "";
-    $("#brush-cursor").style.borderColor = c ? c.color : "#fff";
+    // White ring (visible on any photo) lined with the class colour.
+    $("#brush-cursor").style.boxShadow = `0 0 0 1px rgba(0,0,0,.75), inset 0 0 0 2px ${c ? c.color : "#000"}`;
   }
 
   setTool(name) {
