@@ -356,14 +356,38 @@ def oracle_labels(query, gt: np.ndarray, regions: np.ndarray, mode: str) -> np.n
     return out
 
 
-def _training_samples(data: CampaignData, labels: dict[str, np.ndarray], share: float) -> list:
-    from learning.data import Sample
+def _training_samples(config: CampaignConfig, data: CampaignData, labels: dict[str, np.ndarray],
+                      rng: np.random.Generator) -> list:
+    """Day frames plus the dusk labels so far, balanced so dusk pixels make ~``target_share`` of the loss.
 
+    The learning core averages one cross-entropy over every labeled pixel of
+    a batch. Region labels cover ~1 % of a frame, so next to fully labeled
+    day frames they would weigh almost nothing while a whole labeled image
+    weighs half the batch: region and image arms would not get the same
+    signal from the same number of labeled pixels. RIPU averages the source
+    and target losses separately; here the day masks are thinned at random
+    (fresh each round) to the dusk samples' labeled density, and dusk frames
+    are repeated to ``target_share`` of the frames, which gives the same
+    balance without touching the training loop.
+    """
+    from learning.data import CACHE, Sample
+
+    share = config.target_share
     target = [Sample(image=data.pool_images[k], mask=m, key=k) for k, m in labels.items() if (m != 255).any()]
-    if not target:
+    if not target or share <= 0:
         return list(data.source)
-    repeats = max(1, round(share / (1 - share) * len(data.source) / len(target))) if share < 1 else 1
-    return list(data.source) + target * repeats
+    target_density = float(np.mean([(s.mask != 255).mean() for s in target]))
+    source = []
+    for sample in data.source:
+        mask = CACHE.get_or_load("mask", sample.mask, config.size) if not isinstance(sample.mask, np.ndarray) \
+            else sample.mask
+        valid = mask != 255
+        keep = min(1.0, target_density / max(valid.mean(), 1e-6))
+        if keep < 1.0:
+            mask = np.where(valid & (rng.random(mask.shape) < keep), mask, 255).astype(np.uint8)
+        source.append(Sample(image=sample.image, mask=mask, key=sample.key))
+    repeats = max(1, round(share / (1 - share) * len(source) / len(target))) if share < 1 else 1
+    return source + target * repeats
 
 
 def run_arm(config: CampaignConfig, data: CampaignData, arm: Arm, seed: int, base: dict, base_eval: Evaluation,
@@ -414,7 +438,8 @@ def run_arm(config: CampaignConfig, data: CampaignData, arm: Arm, seed: int, bas
         started = time.perf_counter()
         result = train(_train_config(config, data.num_classes, steps=config.steps_per_round, lr=config.lr,
                                      seed=seed * 1000 + r, base=False),
-                       labeled=_training_samples(data, labels, config.target_share), init_state=state)
+                       labeled=_training_samples(config, data, labels, np.random.default_rng([seed, r, 7])),
+                       init_state=state)
         state, version = result.state_dict, f"{arm.name}-s{seed}-r{r + 1}"
         train_seconds = time.perf_counter() - started
         started = time.perf_counter()
@@ -450,7 +475,8 @@ def run_full_reference(config: CampaignConfig, data: CampaignData, seed: int, ba
         started = time.perf_counter()
         result = train(_train_config(config, data.num_classes, steps=config.steps_per_round, lr=config.lr,
                                      seed=seed * 1000 + r, base=False),
-                       labeled=_training_samples(data, labels, config.target_share), init_state=state)
+                       labeled=_training_samples(config, data, labels, np.random.default_rng([seed, r, 7])),
+                       init_state=state)
         state = result.state_dict
         train_seconds = time.perf_counter() - started
         evaluation = evaluate_val(config, data, _model(config, data.num_classes, state))
@@ -672,8 +698,10 @@ def render(config: CampaignConfig, data: CampaignData, arms: dict[str, Arm], rec
         + ("the GT pixels of each queried pixel, void stays void" if config.oracle == "exact"
            else "each queried superpixel gets its majority GT class")
         + f") → fine-tune {config.steps_per_round} steps × {config.batch_size} frames from the previous round's "
-        f"weights (AdamW, poly LR from {config.lr}, ENet class weights, augmentation), day frames plus all dusk "
-        f"labels so far (dusk oversampled to ~{100 * config.target_share:.0f} % of frames) → evaluate.",
+        f"weights (AdamW, poly LR from {config.lr}, ENet class weights, augmentation) on day frames plus all dusk "
+        f"labels so far: dusk frames repeated to ~{100 * config.target_share:.0f} % of the frames and day masks "
+        "thinned at random to the dusk labels' density, so dusk pixels weigh about half the loss whether they "
+        "come as whole images or as scattered regions (RIPU averages the two losses separately) → evaluate.",
         f"- Region arms: SLIC superpixels ({'about 150' if config.segments is None else config.segments} per image), "
         f"{config.region_percent:g} % of the pool's pixels per round, respected to the pixel. Image arms: "
         f"{config.images_per_round} whole image(s) per round"
