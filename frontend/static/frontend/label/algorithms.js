@@ -28,13 +28,6 @@ export function unionRect(a, b) {
   return { x0: Math.min(a.x0, b.x0), y0: Math.min(a.y0, b.y0), x1: Math.max(a.x1, b.x1), y1: Math.max(a.y1, b.y1) };
 }
 
-/** Number of pixels covered by spans. */
-export function spansArea(spans) {
-  let n = 0;
-  for (let k = 0; k < spans.length; k += 3) n += spans[k + 2] - spans[k + 1] + 1;
-  return n;
-}
-
 function segmentDistance2(px, py, ax, ay, bx, by) {
   const dx = bx - ax, dy = by - ay;
   const len2 = dx * dx + dy * dy;
