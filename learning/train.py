@@ -68,6 +68,7 @@ class TrainConfig:
     warmup_steps: int = 0  # linear warm-up for "poly"/"constant"
     grad_clip: float | None = 10.0
     class_weighting: str = "none"  # "none" | "enet" (1 / ln(1.02 + class frequency), from labeled masks)
+    supervised_weight: float = 1.0  # 0 = no cross-entropy: e.g. a pixel-contrastive-only pretraining stage
     augment: bool = True
     scale_range: tuple[float, float] = (0.75, 1.5)
     seed: int = 0
@@ -250,6 +251,8 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
             parts_y.append(ys)
         if target_stream is not None:
             xt, yt = target_stream.next()
+            for objective in objectives:
+                xt, yt = objective.prepare_target_batch(step, xt, yt)
             parts_x.append(xt)
             parts_y.append(yt)
         # One forward over source and target together: cheaper on a CPU than two.
@@ -269,8 +272,9 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
             state.target_masks = parts_y[-1].to(device)
             state.target_out = type(out)(logits[n_source:], out.features[n_source:])
         terms: dict[str, torch.Tensor] = {}
-        if ys is not None:
-            terms["supervised"] = masked_cross_entropy(state.source_out.logits, ys, weight=weight)
+        if ys is not None and config.supervised_weight > 0:
+            terms["supervised"] = config.supervised_weight * masked_cross_entropy(
+                state.source_out.logits, ys, weight=weight)
         for objective in objectives:
             terms.update(objective.loss(state))
         loss = sum(terms.values()) if terms else logits.sum() * 0.0

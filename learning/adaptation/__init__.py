@@ -10,3 +10,4 @@ from learning.adaptation.base import (  # noqa: F401
     masked_cross_entropy, register_objective,
 )
 from learning.adaptation import adversarial, batchnorm, pseudo_labels  # noqa: F401,E402  (registration)
+from learning.adaptation import consistency, pixel_contrastive  # noqa: F401,E402  (registration, issue 8)

@@ -13,6 +13,7 @@ Life cycle inside one ``train()`` call::
     objective.load_state_dict(...)          # optional: carried over from the last round
     objective.setup(context)                # e.g. compute pseudo-labels with the current model
     for each step:
+        batch = objective.prepare_target_batch(...)  # e.g. teacher on weak, student gets strong views
         terms = objective.loss(step)        # extra loss terms for the segmentation net
         ... backward, optimizer step ...
         objective.after_step(step)          # e.g. update a discriminator / EMA teacher
@@ -92,6 +93,17 @@ class TargetObjective:
 
     def setup(self, context: ObjectiveContext) -> None:
         """Called once after the model is built/warm-started and before the first step."""
+
+    def prepare_target_batch(self, step: int, images: torch.Tensor, masks: torch.Tensor
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Called with each step's target batch before the forward pass; returns the batch to train on.
+
+        Default: unchanged. Mean-teacher consistency predicts on the (weakly
+        augmented) images here and returns strongly augmented, CutMix-ed ones
+        with the masks mixed to match. ``images`` normalised (N, 3, H, W),
+        ``masks`` int64 (N, H, W) with 255 where unlabeled.
+        """
+        return images, masks
 
     def loss(self, state: StepState) -> dict[str, torch.Tensor]:
         """Extra, already weighted, loss terms for the segmentation network (name -> scalar)."""
