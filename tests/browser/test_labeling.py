@@ -63,12 +63,12 @@ def open_next(page, live_server, project) -> None:
     """From the project's queue page, start labeling with the keyboard and wait for the page to load."""
     page.goto(f"{live_server.url}/projects/{project.pk}/queue/")
     page.keyboard.press("Enter")
-    page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    page.wait_for_selector("body[data-ready='1']", timeout=30000)
 
 
 def wait_saved(page, text: str = "Saved as version") -> None:
     page.wait_for_function("(t) => document.querySelector('#save-status').textContent.includes(t)", arg=text,
-                           timeout=10000)
+                           timeout=30000)
 
 
 @pytest.fixture
@@ -196,13 +196,15 @@ def test_work_survives_a_lost_connection_and_a_reload(page, live_server, login, 
     painted = page_labels(page)
     page.keyboard.press("Control+s")
     page.wait_for_function("document.querySelector('#save-status').dataset.state === 'error'", timeout=10000)
-    page.wait_for_timeout(2000)  # the local copy is written shortly after the last edit
+    page.wait_for_function(  # the local copy is written shortly after the last edit
+        "async () => { const r = await window.labeler.saver.backup.get(); return !!r && r.revision === window.labeler.doc.revision; }",
+        timeout=15000)
 
     # The tab is reloaded (the "leave page?" question answered yes); the network is back.
     page.unroute("**/annotations/**")
     page.on("dialog", lambda dialog: dialog.accept())
     page.reload()
-    page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    page.wait_for_selector("body[data-ready='1']", timeout=30000)
     assert (page_labels(page) == painted).all()  # restored from this browser
     wait_saved(page, "Saved as version 2")
     mask, second = stored_mask(whole_image_query.image)
