@@ -18,6 +18,12 @@ SETTINGS_GROUPS = (
     ("Suggestions", ("suggestion_precision",)),
 )
 
+SETTINGS_COLUMNS = (
+    ("Budget and schedule", "Suggestions"),
+    ("Selection strategy", "Domain adaptation and label-efficient training"),
+    ("Model",),
+)
+
 HELP = {
     "budget_per_round": "How much annotators label per round, in the unit on the left.",
     "rounds_total": "Labeling rounds after round 0; the project ends after the last one's model is evaluated.",
@@ -90,9 +96,10 @@ class ProjectSettingsForm(forms.ModelForm):
             self.fields[name].disabled = True
             self.fields[name].help_text = "Fixed once the project has started."
 
-    def groups(self):
-        """(title, [bound fields]) in page order, for the template."""
-        return [(title, [self[name] for name in names]) for title, names in SETTINGS_GROUPS]
+    def columns(self):
+        """The groups as three page columns of (title, [bound fields]), balanced by height."""
+        groups = {title: [self[name] for name in names] for title, names in SETTINGS_GROUPS}
+        return [[(title, groups[title]) for title in column] for column in SETTINGS_COLUMNS]
 
 
 class ClassForm(forms.Form):

@@ -80,6 +80,12 @@ def test_charts_of_a_new_project_say_there_is_nothing_yet(project, lead_client):
     assert "Getting started" in html and "data-chart=" not in html  # no empty charts before round 0
 
 
+def test_the_dashboard_shows_every_chart_there_is():
+    from frontend.lead_views import CHART_NAMES
+
+    assert CHART_NAMES == tuple(CHARTS)
+
+
 def test_unknown_chart_is_404(project, lead_client):
     assert lead_client.get(f"/projects/{project.pk}/dashboard/charts/pie.png").status_code == 404
 

@@ -1,8 +1,9 @@
 """A lead in Chromium: create a project, set its budget, and read the dashboard after a (simulated) round.
 
-``MASKLOOP_SCREENSHOTS=1`` also writes docs/screenshots/lead_*.png and
-dashboard.png from a longer simulated campaign (factories, no training: the
-numbers on those pictures are made up by tests/app/simulated_campaign.py).
+``MASKLOOP_SCREENSHOTS=DIR`` also photographs every lead page of a longer
+simulated campaign into DIR (factories, no training: quick, for checking the
+layout; the numbers are made up). The pictures in docs/screenshots come from
+a real campaign instead: ``tests/browser/demo_screenshots.py``.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from annotator.models import Image, Project
 from tests.app.simulated_campaign import build_campaign
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 # Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls
 # there unless told this thread is safe (it is: the loop only drives the browser).
@@ -166,27 +167,30 @@ def _long_campaign(users):
     return project
 
 
-@pytest.mark.skipif(not os.environ.get("MASKLOOP_SCREENSHOTS"), reason="set MASKLOOP_SCREENSHOTS=1 to refresh them")
+@pytest.mark.skipif(not os.environ.get("MASKLOOP_SCREENSHOTS"), reason="set MASKLOOP_SCREENSHOTS=DIR to take them")
 def test_screenshots(page, live_server, login, users):
     from django.utils import timezone
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    target = os.environ["MASKLOOP_SCREENSHOTS"]
+    out = ARTIFACTS if target == "1" else Path(target)
+    out.mkdir(parents=True, exist_ok=True)
     project = _long_campaign(users)
     login(page, "lead", "pw-lead")
     page.set_viewport_size({"width": 1400, "height": 900})
     base = f"{live_server.url}/projects/{project.pk}"
     page.goto(f"{live_server.url}/projects/new/")
-    page.screenshot(path=str(SCREENSHOTS / "lead_create.png"), full_page=True)
+    page.screenshot(path=str(out / "lead_create.png"), full_page=True)
     for name, url in [("settings", "settings"), ("classes", "classes"), ("images", "images/?split=val"),
                       ("members", "members")]:
         page.goto(f"{base}/{url}/" if "?" not in url else f"{base}/{url}")
         page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(SCREENSHOTS / f"lead_{name}.png"), full_page=True)
+        page.screenshot(path=str(out / f"lead_{name}.png"), full_page=True)
     page.goto(f"{base}/dashboard/")
     page.wait_for_function("[...document.querySelectorAll('img[data-chart]')].every(i => i.complete && i.naturalWidth)")
-    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    page.screenshot(path=str(out / "dashboard.png"), full_page=True)
 
-    # A project being set up: what still stops it from starting, and an import running.
+    # A project being set up: what still stops it from starting (project_readiness), and an import
+    # running (a job row from the factory: docs/screenshots/lead_start.png is this picture).
     from annotator.models import Job
     from annotator.services.projects import ClassSpec, project_create
     from tests.factories import make_job
@@ -197,4 +201,4 @@ def test_screenshots(page, live_server, login, users):
              message="imported 207 / 460", started_at=timezone.now())
     page.goto(f"{live_server.url}/projects/{draft.pk}/dashboard/")
     page.wait_for_load_state("networkidle")
-    page.locator(".lead").screenshot(path=str(SCREENSHOTS / "lead_start.png"))
+    page.locator(".lead").screenshot(path=str(out / "lead_start.png"))
