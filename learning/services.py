@@ -350,6 +350,7 @@ def select_round(job_id: int, round_: Round) -> dict[str, Any]:
     from learning.checkpoint import load_model
     from learning.inference import predict
     from learning.selection.candidates import PoolItem
+    from learning.selection.resample import resize_bilinear
     from learning.selection.scoring import ScoreCache, score_pool
     from learning.selection.strategies import SelectionParams, select_queries, strategy_weight
     from learning.suggestions import calibrate_thresholds, make_suggestion, suggestion_quality
@@ -405,7 +406,9 @@ def select_round(job_id: int, round_: Round) -> dict[str, Any]:
         suggestion = make_suggestion(pred=score.pred, confidence=score.confidence, thresholds=thresholds,
                                      region_mask=spec.mask if spec.region_ids is not None else None,
                                      size=spec.mask.shape)
-        prepared.append((spec, image, suggestion))
+        # The heat overlay shows the model's confidence everywhere, most of all where nothing was suggested.
+        confidence = np.clip(np.rint(resize_bilinear(score.confidence, spec.mask.shape) * 255), 0, 255)
+        prepared.append((spec, image, suggestion, confidence.astype(np.uint8)))
     weight = strategy_weight(project.strategy, round_index=round_.number, val_miou=val_miou, params=params)
     stats = {
         "strategy": project.strategy, "query_unit": project.query_unit,
@@ -413,7 +416,7 @@ def select_round(job_id: int, round_: Round) -> dict[str, Any]:
         "queries": len(specs), "query_pixels": int(sum(spec.pixels for spec in specs)),
         "suggestion_precision": val_quality.precision if val_quality else None,
         "suggestion_coverage": val_quality.coverage if val_quality else None,
-        "suggested_pixels": int(sum(s.suggested_pixels for _, _, s in prepared)),
+        "suggested_pixels": int(sum(s.suggested_pixels for _, _, s, _ in prepared)),
         "thresholds": dict(zip(classes, (round(float(v), 4) for v in thresholds.values))),
         "model_version": model_version.version, "val_miou": val_miou,
     }
@@ -428,7 +431,7 @@ def _store_queries(round_: Round, model_version: ModelVersion, prepared: list) -
         with transaction.atomic():
             if Query.objects.filter(round=round_).exists():
                 return  # a previous delivery stored them; the round only needs opening
-            for spec, image, suggestion in prepared:
+            for spec, image, suggestion, confidence in prepared:
                 query = Query(round=round_, image=image, region_key=_region_key(spec), pixels=int(spec.pixels),
                               score=float(spec.score), priority=int(spec.rank))
                 if spec.region_ids is not None:
@@ -444,7 +447,7 @@ def _store_queries(round_: Round, model_version: ModelVersion, prepared: list) -
                               save=False)
                 written.append(row.mask)
                 row.confidence.save(f"q{query.pk}-m{model_version.pk}-conf.png",
-                                    ContentFile(encode_png(suggestion.confidence)), save=False)
+                                    ContentFile(encode_png(confidence)), save=False)
                 written.append(row.confidence)
                 row.save()
     except BaseException:

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+# Playwright's sync API runs an event loop in this thread; Django's ORM would then
+# refuse the fixtures' queries as "async unsafe" although nothing here is async.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
 CHROMIUM = os.environ.get("MASKLOOP_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from PIL import Image as PILImage
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls of the
 # fixtures are still synchronous and safe here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 LABEL = "/static/frontend/label"
 

@@ -7,7 +7,6 @@ the server stored.
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ from tests.factories import make_annotation, make_image, make_query, make_round,
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls of the
 # fixtures are still synchronous and safe here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
