@@ -18,10 +18,6 @@ from tests.app.simulated_campaign import build_campaign
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
-# Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls
-# there unless told this thread is safe (it is: the loop only drives the browser).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 def test_lead_creates_a_project_sets_the_budget_and_sees_the_dashboard(page, live_server, login, users):
     failed_requests: list[str] = []
