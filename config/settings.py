@@ -111,6 +111,10 @@ MODELS_STORE_ROOT = Path(env_str("MODELS_STORE_ROOT", str(VAR_DIR / "models")))
 # Images above this many pixels are rejected at import (decompression bombs).
 MASKLOOP_MAX_IMAGE_PIXELS = env_int("MASKLOOP_MAX_IMAGE_PIXELS", 40_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024)
+# Server folders leads may import from (staff may import from anywhere), and the
+# largest upload or folder an import accepts.
+MASKLOOP_IMPORT_ROOTS = env_list("MASKLOOP_IMPORT_ROOTS", [str(VAR_DIR / "imports")])
+MASKLOOP_MAX_IMPORT_BYTES = env_int("MASKLOOP_MAX_IMPORT_BYTES", 20 * 1024**3)
 # How long a query stays locked to the annotator who opened it.
 MASKLOOP_QUERY_LOCK_SECONDS = env_int("MASKLOOP_QUERY_LOCK_SECONDS", 30 * 60)
 # A RUNNING job whose worker has not reported for this long is presumed dead and
@@ -132,6 +136,13 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "maskloop API",
     "DESCRIPTION": "Semantic-segmentation labeling with a model in the loop.",
     "VERSION": "0.1.0",
+    # Several models have a field named "state" with different choices: name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "ProjectStateEnum": "annotator.models.Project.State",
+        "RoundStateEnum": "annotator.models.Round.State",
+        "JobStateEnum": "annotator.models.Job.State",
+        "ModelVersionStateEnum": "models_store.models.ModelVersion.State",
+    },
 }
 
 # --- Celery ------------------------------------------------------------------
