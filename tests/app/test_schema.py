@@ -29,10 +29,8 @@ def test_schema_validates_against_the_openapi_specification(schema):
     assert set(LEAD_PATHS) <= set(schema["paths"])
 
 
-def test_lead_views_generate_without_warnings_or_errors(schema):
-    messages = [*GENERATOR_STATS._warn_cache, *GENERATOR_STATS._error_cache]
-    ours = [m for m in messages if "annotator/api/views.py" in m or "annotator/api/filters.py" in m]
-    assert ours == []
+def test_every_view_generates_without_warnings_or_errors(schema):
+    assert [*GENERATOR_STATS._warn_cache, *GENERATOR_STATS._error_cache] == []
 
 
 def test_ids_are_integers_and_filters_are_documented(schema):
