@@ -37,7 +37,6 @@ so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import os
@@ -61,6 +60,8 @@ OBJECTIVES = {
     "contrast": ("pixel_contrastive",),
     "both": ("consistency", "pixel_contrastive"),
     "contrast_stage": ("target_batchnorm",),  # via contrastive_then_finetune: the contrastive stage, then this
+    "self_training": ("self_training",),  # CBST, once per call, from the base (the domain-adaptation arm)
+    "product": ("adversarial", "self_training", "consistency"),  # the Project defaults when this was written
 }
 OBJECTIVE_LABELS = {
     "ce": "cross-entropy only",
@@ -68,6 +69,8 @@ OBJECTIVE_LABELS = {
     "contrast": "+ pixel contrastive",
     "both": "+ consistency + pixel contrastive",
     "contrast_stage": "pixel-contrastive stage, then cross-entropy",
+    "self_training": "+ CBST self-training (no teacher)",
+    "product": "+ adversarial + CBST + consistency (Project defaults)",
 }
 SETTINGS = {"source": "no dusk labels", "target5": "5 % of dusk pool pixels labeled"}
 # Run order = priority: what the defaults hinge on first.
@@ -79,6 +82,7 @@ ARMS: tuple[tuple[str, str, str], ...] = (
     ("ssl", "source", "ce"), ("ssl", "target5", "ce"),
     ("ssl", "source", "both"), ("ssl", "target5", "both"),
     ("random", "target5", "contrast_stage"),
+    ("random", "source", "self_training"), ("random", "source", "product"),
 )
 
 
@@ -163,8 +167,6 @@ def target_labels(plan: Plan, work: Path) -> dict[str, "object"]:
 
 def arm_data(plan: Plan, setting: str, work: Path) -> tuple[list, list]:
     """(labeled, unlabeled) samples of one label setting."""
-    import numpy as np
-
     from learning.data import IGNORE_INDEX, Sample
 
     data = da.splits(plan.da_plan)
@@ -215,7 +217,9 @@ def ssl_dir(plan: Plan, work: Path) -> Path:
 
 
 def base_dir(plan: Plan, work: Path, init: str) -> Path:
-    return work / f"base-{init}-{plan.key('arch', 'size', 'base_steps', 'base_lr', 'labeled_per_step', 'subset', 'ssl_steps', 'ssl_view', 'ssl_batch', 'ssl_lr', 'seed')}"
+    key = plan.key('arch', 'size', 'base_steps', 'base_lr', 'labeled_per_step', 'subset', 'ssl_steps', 'ssl_view',
+                   'ssl_batch', 'ssl_lr', 'seed')
+    return work / f"base-{init}-{key}"
 
 
 def run_base(plan: Plan, work: Path, init: str) -> dict:
@@ -242,12 +246,13 @@ def run_base(plan: Plan, work: Path, init: str) -> dict:
             "seconds_per_step": result.seconds_per_step, "steps": result.steps, "history": result.history}
 
 
-def arm_config(plan: Plan, objective: str):
-    config = da.arm_config(plan.da_plan, "target_bn", plan.seed)  # 8 day + 4 pool frames, poly, warm-up
+def arm_config(plan: Plan, objective: str, seed: int = 0):
+    # 8 day + 4 pool frames, poly, warm-up; ``seed`` = continuation order, augmentation, heads
+    config = da.arm_config(plan.da_plan, "target_bn", plan.seed + seed)
     return replace(config, objectives=OBJECTIVES[objective])
 
 
-def run_arm(plan: Plan, work: Path, init: str, setting: str, objective: str) -> dict:
+def run_arm(plan: Plan, work: Path, init: str, setting: str, objective: str, seed: int = 0) -> dict:
     from learning.adaptation.pixel_contrastive import contrastive_then_finetune
     from learning.checkpoint import load_checkpoint
     from learning.models import build_model
@@ -255,8 +260,8 @@ def run_arm(plan: Plan, work: Path, init: str, setting: str, objective: str) -> 
 
     init_state, _ = load_checkpoint(base_dir(plan, work, init), expected_classes=da.class_names())
     labeled, pool = arm_data(plan, setting, work)
-    config = arm_config(plan, objective)
-    progress = da._printer(f"{init}/{setting}/{objective}")
+    config = arm_config(plan, objective, seed)
+    progress = da._printer(f"{init}/{setting}/{objective}/s{seed}")
     if objective == "contrast_stage":
         stage_one, result = contrastive_then_finetune(config, labeled=labeled, unlabeled=pool, init_state=init_state,
                                                       progress=progress)
@@ -266,7 +271,7 @@ def run_arm(plan: Plan, work: Path, init: str, setting: str, objective: str) -> 
         train_seconds = result.train_seconds
     model = build_model(plan.arch, 11)
     model.load_state_dict(result.state_dict)
-    record = {"stage": "arm", "init": init, "setting": setting, "objective": objective,
+    record = {"stage": "arm", "init": init, "setting": setting, "objective": objective, "seed": seed,
               "metrics": _evaluate(model, plan), "train_seconds": train_seconds,
               "seconds_per_step": train_seconds / max(plan.arm_steps, 1), "steps": plan.arm_steps,
               "history": result.history, "objectives": result.objective_summaries,
@@ -304,8 +309,6 @@ def pseudo_label_quality(teacher, plan: Plan, thresholds) -> dict:
 
 
 def labeled_target_fraction(plan: Plan, setting: str, work: Path) -> float:
-    import numpy as np
-
     if setting == "source":
         return 0.0
     labels = target_labels(plan, work)
@@ -324,8 +327,8 @@ def child_main(args: argparse.Namespace) -> int:
     elif args.child.startswith("base-"):
         result = run_base(plan, work, args.child.split("-", 1)[1])
     else:
-        init, setting, objective = args.child.split("/")
-        result = run_arm(plan, work, init, setting, objective)
+        init, setting, objective, *seed = args.child.split("/")  # ".../sK" for continuation seed K > 0
+        result = run_arm(plan, work, init, setting, objective, int(seed[0][1:]) if seed else 0)
     result["wall_seconds"] = time.monotonic() - started
     result["cpu_seconds"] = _cpu_seconds()
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -368,52 +371,146 @@ def _minutes(seconds: float | None) -> str:
     return "–" if seconds is None else f"{seconds / 60:.1f}"
 
 
-def render(plan: Plan, stages: dict[str, dict], arms: list[dict], wall_seconds: float, quick: bool) -> str:
-    names = da.class_names()
-    stage_rows = []
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    import numpy as np
+
+    return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else 0.0
+
+
+def _fmt(values: list[float]) -> str:
+    if not values:
+        return "–"
+    mean, std = _mean_std(values)
+    return f"{100 * mean:.1f} ± {100 * std:.1f}" if len(values) > 1 else f"{100 * mean:.1f}"
+
+
+def group_arms(arms: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
+    """Records by (init, setting, objective), in the order they first appear."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for record in arms:
+        groups.setdefault((record["init"], record["setting"], record["objective"]), []).append(record)
+    return groups
+
+
+def _dusk(records: list[dict], key: str = "metrics") -> list[float]:
+    return [r[key]["dusk_val"]["miou"] for r in records if key in r]
+
+
+def _stage_table(plan: Plan, stages: dict[str, dict]) -> str:
+    rows = []
     ssl = stages.get("ssl")
     if ssl:
         final = ssl["history"][-1] if ssl.get("history") else {}
-        stage_rows.append(["self-supervised pretraining (no labels)", f"{ssl['steps']} × {plan.ssl_batch} images × 2 views "
-                           f"{plan.ssl_view[0]}×{plan.ssl_view[1]}", f"{ssl['seconds_per_step']:.2f}",
-                           _minutes(ssl["train_seconds"]), _minutes(ssl["cpu_seconds"]), "–", "–",
-                           f"final loss {final.get('loss', float('nan')):.2f} (global {final.get('global', float('nan')):.2f}, "
-                           f"dense {final.get('dense', float('nan')):.2f})"])
+        rows.append(["self-supervised pretraining (no labels)",
+                     f"{ssl['steps']} × {plan.ssl_batch} images × 2 views {plan.ssl_view[0]}×{plan.ssl_view[1]}",
+                     f"{ssl['seconds_per_step']:.2f}", _minutes(ssl["train_seconds"]), _minutes(ssl["cpu_seconds"]),
+                     "–", "–", f"final loss {final.get('loss', float('nan')):.2f} (global "
+                     f"{final.get('global', float('nan')):.2f}, dense {final.get('dense', float('nan')):.2f})"])
     for init in ("random", "ssl"):
         base = stages.get(f"base-{init}")
         if base:
-            stage_rows.append([f"source-only base from {init} init", f"{base['steps']} × {plan.labeled_per_step} day frames",
-                               f"{base['seconds_per_step']:.2f}", _minutes(base["train_seconds"]),
-                               _minutes(base["cpu_seconds"]), _pct(base["metrics"]["dusk_val"]["miou"]),
-                               _pct(base["metrics"]["day_val"]["miou"]), ""])
-    stage_table = report.markdown_table(
+            rows.append([f"source-only base from {init} init", f"{base['steps']} × {plan.labeled_per_step} day frames",
+                         f"{base['seconds_per_step']:.2f}", _minutes(base["train_seconds"]),
+                         _minutes(base["cpu_seconds"]), _pct(base["metrics"]["dusk_val"]["miou"]),
+                         _pct(base["metrics"]["day_val"]["miou"]), ""])
+    return report.markdown_table(
         ["stage", "steps × batch", "s / step", "train min", "CPU min", "dusk val mIoU %", "day val mIoU %", "notes"],
-        stage_rows)
+        rows)
 
-    reference = {(a["init"], a["setting"]): a for a in arms if a["objective"] == "ce"}
+
+def _arm_table(groups: dict[tuple[str, str, str], list[dict]]) -> str:
+    import numpy as np
+
     rows = []
-    for a in arms:
-        dusk = a["metrics"]["dusk_val"]["miou"]
-        ref = reference.get((a["init"], a["setting"]))
-        delta = "–" if ref is None or ref is a else f"{100 * (dusk - ref['metrics']['dusk_val']['miou']):+.1f}"
-        teacher = a.get("teacher_metrics", {}).get("dusk_val", {}).get("miou")
-        quality = a.get("pseudo_labels")
-        pseudo = "–" if quality is None else \
-            f"{100 * quality['precision']:.0f} % / {100 * quality['coverage']:.0f} %"
-        rows.append([a["init"], SETTINGS[a["setting"]], OBJECTIVE_LABELS[a["objective"]], _pct(dusk), delta,
-                     _pct(teacher), _pct(a["metrics"]["day_val"]["miou"]), pseudo, f"{a['seconds_per_step']:.2f}",
-                     _minutes(a["cpu_seconds"])])
-    arm_table = report.markdown_table(
-        ["init", "dusk labels", "objectives", "dusk val mIoU %", "Δ vs CE", "teacher dusk mIoU %",
-         "day val mIoU %", "teacher pseudo-labels on pool: precision / coverage", "s / step", "CPU min"], rows)
+    for (init, setting, objective), records in groups.items():
+        reference = groups.get((init, setting, "ce"))
+        delta = "–"
+        if reference and objective != "ce":
+            delta = f"{100 * (np.mean(_dusk(records)) - np.mean(_dusk(reference))):+.1f}"
+        quality = [r["pseudo_labels"] for r in records if "pseudo_labels" in r]
+        pseudo = "–" if not quality else (f"{100 * np.mean([q['precision'] for q in quality]):.0f} % / "
+                                          f"{100 * np.mean([q['coverage'] for q in quality]):.0f} %")
+        rows.append([init, SETTINGS[setting], OBJECTIVE_LABELS[objective], len(records), _fmt(_dusk(records)), delta,
+                     _fmt(_dusk(records, "teacher_metrics")),
+                     _fmt([r["metrics"]["day_val"]["miou"] for r in records]), pseudo,
+                     f"{np.mean([r['seconds_per_step'] for r in records]):.2f}",
+                     _minutes(float(np.mean([r["cpu_seconds"] for r in records])))])
+    return report.markdown_table(
+        ["init", "dusk labels", "objectives", "seeds", "dusk val mIoU %", "Δ vs CE", "teacher dusk mIoU %",
+         "day val mIoU %", "teacher pseudo-labels on pool: precision / coverage", "s / step", "CPU min / run"], rows)
 
-    def per_class() -> str:
-        table_rows = [[f"{a['init']} / {a['setting']} / {a['objective']}",
-                       *[_pct(v) if v is not None else "n/a" for v in a["metrics"]["dusk_val"]["per_class_iou"]]]
-                      for a in arms]
-        return report.markdown_table(["arm", *names], table_rows)
 
+def _per_class_table(groups: dict[tuple[str, str, str], list[dict]]) -> str:
+    import numpy as np
+
+    rows = []
+    for (init, setting, objective), records in groups.items():
+        cells = []
+        for c in range(len(da.class_names())):
+            values = [r["metrics"]["dusk_val"]["per_class_iou"][c] for r in records]
+            values = [v for v in values if v is not None]
+            cells.append(f"{100 * np.mean(values):.1f}" if values else "n/a")
+        rows.append([f"{init} / {setting} / {objective}", *cells])
+    return report.markdown_table(["arm", *da.class_names()], rows)
+
+
+def verdict(stages: dict[str, dict], groups: dict[tuple[str, str, str], list[dict]]) -> list[str]:
+    """Plain sentences: what is ahead of what, by how much, and how much that can be trusted."""
+    import numpy as np
+
+    def compare(label: str, a: list[dict], b: list[dict], key: str = "metrics",
+                b_key: str = "metrics") -> str | None:
+        va, vb = _dusk(a, key), _dusk(b, b_key)
+        if not va or not vb:
+            return None
+        delta = 100 * (np.mean(va) - np.mean(vb))
+        seeds = min(len(va), len(vb))
+        if seeds < 2:
+            trust = "one seed: treat |Δ| < 2 as noise"
+            word = "ahead of" if delta > 0 else "behind"
+        else:
+            spread = 100 * max(np.std(va), np.std(vb))
+            trust = f"{seeds} seeds, spread ±{spread:.1f}"
+            word = "ahead of" if delta > spread else ("level with" if delta > -spread else "behind")
+        return f"{label}: {word} ({delta:+.1f} mIoU points on dusk val; {trust})."
+
+    lines = []
+    for init in ("random", "ssl"):
+        for setting in SETTINGS:
+            ce = groups.get((init, setting, "ce"))
+            if not ce:
+                continue
+            for objective in ("consistency", "contrast", "both", "contrast_stage", "self_training", "product"):
+                records = groups.get((init, setting, objective))
+                if records:
+                    line = compare(f"{init} init, {SETTINGS[setting]}: {OBJECTIVE_LABELS[objective]} vs cross-entropy",
+                                   records, ce)
+                    lines.append(line)
+                if records and objective in ("consistency", "both", "product"):
+                    lines.append(compare(f"{init} init, {SETTINGS[setting]}: the EMA teacher of "
+                                         f"'{OBJECTIVE_LABELS[objective]}' vs its student", records, records,
+                                         key="teacher_metrics"))
+    for setting in SETTINGS:
+        for objective in ("self_training", "product", "both"):
+            a, b = groups.get(("random", setting, objective)), groups.get(("random", setting, "consistency"))
+            if a and b:
+                lines.append(compare(f"random init, {SETTINGS[setting]}: {OBJECTIVE_LABELS[objective]} vs "
+                                     "consistency alone", a, b))
+    if stages.get("base-random") and stages.get("base-ssl"):
+        lines.append(compare("SSL-initialised base vs random-init base (same schedule)", [stages["base-ssl"]],
+                             [stages["base-random"]]))
+    for setting in SETTINGS:
+        for objective in ("ce", "both"):
+            a, b = groups.get(("ssl", setting, objective)), groups.get(("random", setting, objective))
+            if a and b:
+                lines.append(compare(f"SSL vs random init, {SETTINGS[setting]}, {OBJECTIVE_LABELS[objective]}", a, b))
+    return [line for line in lines if line]
+
+
+def render(plan: Plan, stages: dict[str, dict], arms: list[dict], wall_seconds: float, quick: bool) -> str:
+    groups = group_arms(arms)
     target_fraction = next((a["labeled_target_fraction"] for a in arms if a["setting"] == "target5"), None)
+    seeds = max((len(records) for records in groups.values()), default=0)
     lines = [
         "## Label-efficient learning: SSL init, pixel contrast, consistency (CamVid day → dusk)"
         + (" (QUICK SMOKE RUN: not a result)" if quick else ""),
@@ -421,40 +518,46 @@ def render(plan: Plan, stages: dict[str, dict], arms: list[dict], wall_seconds: 
         f"- Command: `{report.command_line()}`",
         f"- Machine: {report.machine_description()}. Other engineers' benchmarks shared the 2 cores "
         "during the run: times are noisy and inflated.",
-        f"- Total wall time: {wall_seconds / 60:.0f} min. Date: {time.strftime('%Y-%m-%d %H:%M')}. "
-        f"**One seed** (the CPU budget): differences of about a point are within noise (the domain-adaptation "
-        "section's seed spread is the best noise estimate we have).",
+        f"- Total wall time of this invocation: {wall_seconds / 60:.0f} min (stages cached by earlier invocations "
+        f"count 0). Date: {time.strftime('%Y-%m-%d %H:%M')}. "
+        + ("**One seed per arm** (the CPU budget): differences of a point or two are within noise."
+           if seeds <= 1 else "Arms with several seeds share their base; ± is the spread over continuation seeds."),
         f"- Model `{plan.arch}`, trained at {plan.size[0]}×{plan.size[1]}, metrics at the labels' full 360×480. "
         "Splits as in the domain-adaptation section (dusk pool = first 46 dusk frames, dusk val = last 16).",
         f"- SSL: learning/pretrain.py on day-train + dusk-pool images (no labels; dusk val never seen), SimCLR "
         f"global + dense-correspondence InfoNCE, temperature 0.1, AdamW {plan.ssl_lr}, cosine. "
-        "No ImageNet weights exist on this machine (none may be downloaded), so the ImageNet-init row is absent.",
+        "No ImageNet weights exist on this machine (none may be downloaded), so there is no ImageNet-init row.",
         f"- Bases: {plan.base_steps} steps × {plan.labeled_per_step} day frames (the domain-adaptation base "
         f"recipe with fewer steps; the product's round 0 is 600 steps). Arms: {plan.arm_steps} steps from a base, "
-        f"{plan.labeled_per_step} labeled + {plan.target_per_step} dusk-pool frames per step, AdamW poly from {plan.arm_lr}.",
-        f"- Dusk labels: {'%.2f' % (100 * target_fraction) if target_fraction is not None else '–'} % of the pool's "
-        "pixels (random SLIC superpixels covering 5 % of the pixels, void excluded), exact ground truth inside; "
-        "the same labels for every arm.",
-        "- Consistency: EMA teacher (0.99) on the weak view; per-class confidence percentile (top 50 %) capped at 0.97; "
-        "RIPU negatives (< 0.05) elsewhere; student on colour-jitter/grayscale/blur + CutMix. Pixel contrastive: "
-        "supervised InfoNCE on decoder features, 1×1-conv head + L2, τ 0.07, 64 class-balanced pixels per image, weight 0.1.",
+        f"{plan.labeled_per_step} labeled + {plan.target_per_step} dusk-pool frames per step, AdamW poly "
+        f"from {plan.arm_lr}.",
+        f"- Dusk labels: {'%.2f' % (100 * target_fraction) if target_fraction is not None else '–'} % of the "
+        "pool's pixels (random SLIC superpixels covering 5 % of the pixels, void excluded), exact ground truth "
+        "inside; the same labels for every arm.",
+        "- Consistency: EMA teacher (0.99) on the weak view; per-class confidence percentile (top 50 %) capped at "
+        "0.97; RIPU negatives (< 0.05) elsewhere; student on colour-jitter/grayscale/blur + CutMix. Pixel "
+        "contrastive: supervised InfoNCE on decoder features, 1×1-conv head + L2, τ 0.07, 64 class-balanced "
+        "pixels per image, weight 0.1.",
         "- Δ vs CE: against the cross-entropy arm with the same init and labels. Teacher: the EMA model of a "
         "consistency arm, evaluated the same way (the product ships the student); its pseudo-labels on the dusk "
         "pool (final class thresholds) scored against the pool's withheld ground truth.",
         "",
         "Stages:",
         "",
-        stage_table,
+        _stage_table(plan, stages),
         "",
         "Arms (continuations of the bases):",
         "",
-        arm_table,
+        _arm_table(groups),
         "",
-        "Per-class IoU % on dusk val:",
+        "Per-class IoU % on dusk val (mean over seeds):",
         "",
-        per_class(),
+        _per_class_table(groups),
         "",
     ]
+    findings = verdict(stages, groups)
+    if findings:
+        lines += ["Findings (computed from the table):", "", *[f"- {line}" for line in findings], ""]
     return "\n".join(lines)
 
 
@@ -462,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (minutes); does not write docs")
     parser.add_argument("--only", nargs="+", help="arms to run, as init/setting/objective")
+    parser.add_argument("--seeds", type=int, default=1, help="continuation seeds per arm (the bases are shared)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
@@ -490,12 +594,13 @@ def main(argv: list[str] | None = None) -> int:
         return stages[name]
 
     arms = []
-    for init, setting, objective in arms_to_run:
-        if stage(f"base-{init}") is None:
-            continue
-        record = spawn(plan, f"{init}/{setting}/{objective}", work)
-        if record is not None:
-            arms.append(record)
+    for seed in range(args.seeds):
+        for init, setting, objective in arms_to_run:
+            if stage(f"base-{init}") is None:
+                continue
+            record = spawn(plan, f"{init}/{setting}/{objective}" + (f"/s{seed}" if seed else ""), work)
+            if record is not None:
+                arms.append(record)
 
     markdown = render(plan, {k: v for k, v in stages.items() if v}, arms, time.monotonic() - started, args.quick)
     print(markdown)

@@ -22,6 +22,18 @@ augmentation (:class:`learning.adaptation.strong.StrongAugment`).
 The result is a backbone ``state_dict`` file, the same thing a local ImageNet
 backbone file is: pass it as ``TrainConfig.backbone_checkpoint``.
 
+Initialising the encoder, three ways (only the first two exist on a machine
+that may not download anything):
+
+1. random (``backbone_checkpoint=None``, the default);
+2. this module's encoder: ``pretrain_encoder(...).encoder_path``;
+3. a local ImageNet classifier file a user brings, e.g. torchvision's
+   ``mobilenet_v3_large-*.pth`` (keys ``features.N...`` plus ``classifier.*``,
+   which is skipped) or ``resnet50-*.pth`` (``conv1``/``layerN``): the same
+   ``TrainConfig.backbone_checkpoint``; :func:`learning.models.load_backbone`
+   refuses a file that matches less than 90 % of the backbone's tensors.
+   The weights are never fetched at run time.
+
 Training is resumable: every ``save_every`` steps a checkpoint directory
 ``step-NNNNNN`` is written atomically (:func:`learning.checkpoint.save_checkpoint`)
 with the encoder, heads and optimizer state; all randomness is a pure
