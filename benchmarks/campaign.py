@@ -85,6 +85,11 @@ def default_arms(region_percent: float, images_per_round: int) -> dict[str, Arm]
     return {a.name: a for a in arms}
 
 
+# Most telling arms first, so a run stopped early has already answered the main questions.
+RUN_ORDER = ("adaptive", "random_region", "region_uncertainty", "region_diversity", "region", "random_image",
+             "entropy_image", "entropy_diversity_image")
+
+
 @dataclass
 class CampaignConfig:
     quick: bool = False
@@ -754,7 +759,8 @@ def run_campaign(config: CampaignConfig, *, data: CampaignData | None = None,
     wall, cpu = time.perf_counter(), time.process_time()
     data = data or (synthetic_data(config) if config.quick else camvid_data(config))
     all_arms = default_arms(config.region_percent, config.images_per_round)
-    arms = {n: all_arms[n] for n in (config.arms or tuple(all_arms))}
+    run_order = tuple(config.arms or RUN_ORDER)
+    arms = {n: arm for n, arm in all_arms.items() if n in run_order}  # table and plot order
     work = Path(config.work)
     work.mkdir(parents=True, exist_ok=True)
     base, base_source = base_state(config, data, log)
@@ -788,12 +794,18 @@ def run_campaign(config: CampaignConfig, *, data: CampaignData | None = None,
 
     with tempfile.TemporaryDirectory(dir=work) as cache_root:
         for seed in range(config.seeds):
-            if config.full_reference:
-                records += done.get(("full", seed)) or _save(results_path, key,
-                                                             run_full_reference(config, data, seed, base, base_eval, log))
-            for name, arm in arms.items():
-                records += done.get((name, seed)) or _save(
-                    results_path, key, run_arm(config, data, arm, seed, base, base_eval, Path(cache_root), log))
+            # The reference is needed for the main verdict: first in seed 0, last in later seeds.
+            jobs = (["full"] if config.full_reference else []) + list(run_order)
+            if seed > 0 and config.full_reference:
+                jobs = jobs[1:] + ["full"]
+            for name in jobs:
+                if name == "full":
+                    records += done.get(("full", seed)) or _save(
+                        results_path, key, run_full_reference(config, data, seed, base, base_eval, log))
+                else:
+                    records += done.get((name, seed)) or _save(
+                        results_path, key, run_arm(config, data, arms[name], seed, base, base_eval,
+                                                   Path(cache_root), log))
                 if not config.quick:
                     publish()
     return records, publish()
