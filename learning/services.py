@@ -19,6 +19,7 @@ the round further along and only does what is left.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -113,7 +114,7 @@ class JobReporter:
             return
         fraction = step / total if total else 0.0
         weights = {"pseudo_labels": (0.0, 0.1), "teacher": (0.0, 0.1), "train": (0.1, 0.95),
-                   "evaluate": (0.95, 1.0)}
+                   "evaluate": (0.95, 1.0), "pretrain": (0.0, 1.0)}
         low, high = weights.get(phase, (0.0, 1.0))
         overall = self.start + (self.end - self.start) * (low + (high - low) * fraction)
         message = f"{phase} {step}/{total}" + (f", loss {loss:.3f}" if loss is not None else "")
@@ -235,6 +236,30 @@ def _adopt_checkpoint(directory: Path, classes: list[str]) -> dict[str, Any] | N
         return None
 
 
+def pretrain_project_encoder(job_id: int, project: Project, reporter: JobReporter) -> Path:
+    """Self-supervised pretraining of the encoder on the project's images, before round 0.
+
+    Every image but the frozen validation ones, labels ignored. The run
+    checkpoints itself under the project's model store, so a worker killed
+    halfway resumes where it stopped; a finished run is reused as it is.
+    """
+    from learning.pretrain import PretrainConfig, pretrain_encoder
+
+    images = [_sample(image, None) for image in
+              project.images.exclude(split__in=(Image.Split.VAL, Image.Split.TEST)).order_by("pk")]
+    height, width = project.train_height, project.train_width
+    config = PretrainConfig(
+        arch=project.architecture, load_size=(height, width), view_size=(max(32, height // 2), max(32, width // 2)),
+        steps=project.train_steps_initial, checkpoint_dir=str(
+            Path(settings.MODELS_STORE_ROOT) / f"project-{project.pk}" / "pretrain"),
+    )
+    job_log(job_id=job_id, line=f"self-supervised pretraining of the {config.arch} encoder on {len(images)} images, "
+                                f"{config.steps} steps")
+    result = pretrain_encoder(images, config, progress=reporter, should_stop=reporter.should_stop)
+    job_log(job_id=job_id, line=f"pretraining done ({result.total_seconds:.0f} s, resumed at step {result.resumed_from})")
+    return result.encoder_path
+
+
 def train_round(job_id: int, round_: Round) -> ModelVersion:
     """Train the round's model once; a second call returns the model the first one stored."""
     from learning.checkpoint import save_checkpoint
@@ -253,12 +278,17 @@ def train_round(job_id: int, round_: Round) -> ModelVersion:
         data = round_data(project)
         init_state = _init_state(project, parent, classes)
         config = train_config(project, round_, warm_start=init_state is not None)
+        train_start = 0
+        if init_state is None and project.ssl_pretraining:
+            train_start = TRAIN_SHARE // 2
+            encoder = pretrain_project_encoder(job_id, project, JobReporter(job_id, start=0, end=train_start))
+            config = dataclasses.replace(config, backbone_checkpoint=str(encoder))
         job_log(job_id=job_id, line=(
             f"round {round_.number}: {'fine-tuning model v' + str(parent.version) if parent else 'training from scratch'}"
             f" on {len(data.labeled)} labeled images ({data.labeled_target_pixels} human-labeled target pixels), "
             f"{len(data.unlabeled)} unlabeled target images, {config.steps} steps at {config.size}, "
             f"objectives {list(config.objective_names)}"))
-        reporter = JobReporter(job_id, start=0, end=TRAIN_SHARE)
+        reporter = JobReporter(job_id, start=train_start, end=TRAIN_SHARE)
         result = train(config, labeled=data.labeled, unlabeled=data.unlabeled, val=data.val,
                        init_state=init_state, progress=reporter, should_stop=reporter.should_stop)
         app_metrics = _metrics_json(result.metrics, classes, data, result.train_seconds)
