@@ -33,9 +33,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import report  # noqa: E402
+from benchmarks import report
 
 DATASET = ROOT.parent / "shared" / "datasets" / "camvid-daydusk"
 WORK = ROOT / "var" / "bench" / "campaign"
@@ -397,10 +397,23 @@ def _training_samples(config: CampaignConfig, data: CampaignData, labels: dict[s
 
 def run_arm(config: CampaignConfig, data: CampaignData, arm: Arm, seed: int, base: dict, base_eval: Evaluation,
             score_cache_root: Path, log: Callable[[str], None]) -> list[RoundRecord]:
-    from learning.selection import Budget, PoolItem, ScoreCache, SelectionParams, merge_labels, score_pool, \
-        strategy_weight, select_queries
     from learning.data import Sample
-    from learning.suggestions import SuggestionQuality, calibrate_thresholds, make_suggestion, suggestion_quality
+    from learning.selection import (
+        Budget,
+        PoolItem,
+        ScoreCache,
+        SelectionParams,
+        merge_labels,
+        score_pool,
+        select_queries,
+        strategy_weight,
+    )
+    from learning.suggestions import (
+        SuggestionQuality,
+        calibrate_thresholds,
+        make_suggestion,
+        suggestion_quality,
+    )
     from learning.train import train
 
     total = sum(data.pool_gt[k].size for k in data.pool_keys)
@@ -499,11 +512,10 @@ def scoring_throughput(config: CampaignConfig, data: CampaignData, state: dict, 
     """Images/s of score_pool vs a bare batched forward pass on the same in-memory pool images."""
     import torch
 
-    from learning.data import normalize, to_tensor
+    from learning.data import Sample, normalize, to_tensor
     from learning.device import numerics_for
     from learning.models import model_forward
     from learning.selection import ScoreCache, score_pool
-    from learning.data import Sample
 
     model = _model(config, data.num_classes, state)
     numerics = numerics_for(torch.device("cpu"))

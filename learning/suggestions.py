@@ -18,8 +18,8 @@ The measured precision and coverage of each round's suggestions
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class Thresholds:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Thresholds":
+    def from_dict(cls, data: dict) -> Thresholds:
         return cls(
             values=np.asarray(data["values"], dtype=np.float64),
             source=list(data["source"]),
@@ -225,7 +225,7 @@ class SuggestionQuality:
     def coverage(self) -> float | None:
         return self.suggested / self.labeled if self.labeled else None
 
-    def __add__(self, other: "SuggestionQuality") -> "SuggestionQuality":
+    def __add__(self, other: SuggestionQuality) -> SuggestionQuality:
         return SuggestionQuality(
             self.suggested + other.suggested, self.correct + other.correct, self.labeled + other.labeled
         )

@@ -26,13 +26,13 @@ from learning.selection.strategies import (
 )
 
 __all__ = [
+    "DEFAULT_STRATEGY",
+    "STRATEGIES",
     "AdaptiveSchedule",
     "Budget",
-    "DEFAULT_STRATEGY",
     "PoolItem",
     "PoolScore",
     "QuerySpec",
-    "STRATEGIES",
     "ScoreCache",
     "SelectionParams",
     "grid_regions",

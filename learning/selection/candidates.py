@@ -12,8 +12,8 @@ and labeled units serve as diversity centres instead.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

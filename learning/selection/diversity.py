@@ -7,8 +7,8 @@ coverage of feature space.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import islice
-from typing import Iterator
 
 import numpy as np
 

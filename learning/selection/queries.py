@@ -7,8 +7,9 @@ pixel" holds by construction rather than per strategy.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class Budget:
         if self.unit == "pixels":
             return int(self.amount)
         if self.unit == "percent":
-            return int(math.floor(self.amount / 100.0 * total_pixels + 1e-9))
+            return math.floor(self.amount / 100.0 * total_pixels + 1e-9)
         return None
 
     def count_limit(self) -> int | None:

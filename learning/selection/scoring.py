@@ -19,9 +19,9 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,11 @@ from torch import nn
 
 from learning.data import CACHE, ImageSource, Sample, normalize, to_tensor
 from learning.device import numerics_for, pick_device
-from learning.selection.uncertainty import UNCERTAINTY_MEASURES, entropy_from_log_probs, uncertainty_map
+from learning.selection.uncertainty import (
+    UNCERTAINTY_MEASURES,
+    entropy_from_log_probs,
+    uncertainty_map,
+)
 
 Size = tuple[int, int]
 
@@ -69,7 +73,7 @@ class PoolScore:
         *,
         measure: str = "entropy",
         image_size: Size | None = None,
-    ) -> "PoolScore":
+    ) -> PoolScore:
         """Build a record from softmax probabilities ``(C, h, w)`` (e.g. ``learning.inference.predict``).
 
         ``feature_map`` is ``(D, fh, fw)``; a ``(D,)`` vector is taken as a 1x1 map.
@@ -242,7 +246,8 @@ def score_pool(
     if not todo:
         return results  # type: ignore[return-value]
 
-    from learning.models import model_forward  # torchvision is heavy: only the scoring path pays for it
+    # torchvision is heavy: only the scoring path pays for importing it.
+    from learning.models import model_forward
 
     device = pick_device(device) if device is not None else next(model.parameters()).device
     numerics = numerics_for(device, precision)

@@ -40,14 +40,25 @@ by score.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from learning.selection.candidates import Candidates, PoolItem, image_candidates, region_candidates
+from learning.selection.candidates import (
+    Candidates,
+    PoolItem,
+    image_candidates,
+    region_candidates,
+)
 from learning.selection.diversity import iter_kcenter, l2_normalise
-from learning.selection.queries import Budget, QuerySpec, QueryUnit, fill_budget, group_queries
+from learning.selection.queries import (
+    Budget,
+    QuerySpec,
+    QueryUnit,
+    fill_budget,
+    group_queries,
+)
 from learning.selection.scoring import PoolScore
 
 
@@ -105,7 +116,7 @@ class SelectionContext:
 
 
 Scorer = Callable[[SelectionContext], np.ndarray]
-WeightRule = Callable[[SelectionParams, int, "float | None"], float]
+WeightRule = Callable[[SelectionParams, int, float | None], float]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ after the forward pass) and return the same kind they were given.
 from __future__ import annotations
 
 import math
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import torch

@@ -4,7 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.campaign import miou_at, oracle_labels, quick_config, run_campaign, synthetic_data
+from benchmarks.campaign import (
+    miou_at,
+    oracle_labels,
+    quick_config,
+    run_campaign,
+    synthetic_data,
+)
 from learning.selection import Budget, PoolItem, PoolScore, select_queries
 
 

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from learning.selection.diversity import iter_kcenter, kcenter_greedy, kmeans_pick, min_distances
+from learning.selection.diversity import (
+    iter_kcenter,
+    kcenter_greedy,
+    kmeans_pick,
+    min_distances,
+)
 
 
 def _clusters(seed: int = 0):

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from learning.selection.regions import grid_regions, region_features, region_scores, slic_regions
+from learning.selection.regions import (
+    grid_regions,
+    region_features,
+    region_scores,
+    slic_regions,
+)
 from learning.selection.resample import resize_bilinear, resize_nearest
 
 

@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from learning.selection import Budget, PoolScore, select_queries
-from learning.selection.uncertainty import UNCERTAINTY_MEASURES, flip_tta_probs, uncertainty_map
+from learning.selection.uncertainty import (
+    UNCERTAINTY_MEASURES,
+    flip_tta_probs,
+    uncertainty_map,
+)
 
 
 def _probs(confident: bool, num_classes: int = 4, size=(6, 8)) -> np.ndarray:
@@ -40,7 +44,8 @@ def test_pixel_certain_image_scores_lower_than_uncertain_one_and_is_not_picked()
     feature = np.ones(4, dtype=np.float32)
     certain = PoolScore.from_probs("certain", _probs(True), feature)
     unsure = PoolScore.from_probs("unsure", _probs(False), feature)
-    assert certain.score < 0.01 < 0.99 < unsure.score
+    assert certain.score < 0.01
+    assert unsure.score > 0.99
     picked = select_queries([certain, unsure], Budget(1, "images"), "entropy")
     assert [q.key for q in picked] == ["unsure"]
 
