@@ -62,6 +62,10 @@ class ServiceErrorsMixin:
             latest = AnnotationVersionSerializer(exc.latest).data if exc.latest else None
             return Response({"detail": str(exc), "code": "stale_version", "latest": latest},
                             status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, labeling.RoundClosed):
+            return Response({"detail": str(exc), "code": "round_closed",
+                             "annotation": AnnotationVersionSerializer(exc.saved.annotation).data},
+                            status=status.HTTP_409_CONFLICT)
         if isinstance(exc, labeling.QueryLocked):
             return Response({"detail": str(exc), "code": "locked"}, status=status.HTTP_409_CONFLICT)
         if isinstance(exc, Conflict):

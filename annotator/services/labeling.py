@@ -52,6 +52,14 @@ class QueryLocked(Conflict):
     """Another annotator holds the query's lock."""
 
 
+class RoundClosed(Conflict):
+    """A submit after the lead closed the round: the mask was stored as a draft (``saved``), not submitted."""
+
+    def __init__(self, message: str, *, saved: "SaveResult"):
+        super().__init__(message)
+        self.saved = saved
+
+
 class StaleVersion(Conflict):
     """The save started from a version that is no longer the image's latest."""
 
@@ -215,6 +223,7 @@ def annotation_save(
     checksum = sha256_bytes(data)
     dice = _suggestion_dice(query, mask) if submit else None
     stored = None
+    closed_round = None
     try:
         with transaction.atomic():
             if submit:
@@ -223,9 +232,8 @@ def annotation_save(
             if query.status != Query.Status.PENDING:
                 raise Conflict(f"This query was {query.get_status_display().lower()} already.")
             if submit and round_.state != Round.State.LABELING:
-                raise Conflict(
-                    f"Round {round_.number} was closed; your work is kept as a draft but can no longer be submitted."
-                )
+                # The lead closed the round early: keep the work as a draft, then say why it was not submitted.
+                closed_round, submit, dice = round_, False, None
             now = timezone.now()
             _take_lock(query, user, now)
             Image.objects.select_for_update().only("id").get(pk=image.pk)  # serialises version numbers per image
@@ -242,20 +250,22 @@ def annotation_save(
             fields = ["assignee", "locked_until", "time_spent_seconds"]
             if not submit and latest is not None and latest.mask_checksum == checksum:
                 query.save(update_fields=fields)
-                return SaveResult(annotation=latest, created=False)
-            annotation = Annotation(
-                image=image, query=query, version=latest_version + 1, parent=latest, author=user,
-                mask_checksum=checksum, time_spent_seconds=seconds, is_submitted=submit,
-                labeled_pixels=int((mask != IGNORE_INDEX).sum()), suggestion_dice=dice,
-            )
-            annotation.mask.save(f"image{image.pk}_v{annotation.version}.png", ContentFile(data), save=False)
-            stored = annotation.mask
-            annotation.save()
-            if submit:
-                query.status, query.submitted_at, query.locked_until = Query.Status.SUBMITTED, now, None
-                fields += ["status", "submitted_at"]
-            query.save(update_fields=fields)
-            next_round = round_close_if_complete(round_=round_) if submit else None
+                result = SaveResult(annotation=latest, created=False)
+            else:
+                annotation = Annotation(
+                    image=image, query=query, version=latest_version + 1, parent=latest, author=user,
+                    mask_checksum=checksum, time_spent_seconds=seconds, is_submitted=submit,
+                    labeled_pixels=int((mask != IGNORE_INDEX).sum()), suggestion_dice=dice,
+                )
+                annotation.mask.save(f"image{image.pk}_v{annotation.version}.png", ContentFile(data), save=False)
+                stored = annotation.mask
+                annotation.save()
+                if submit:
+                    query.status, query.submitted_at, query.locked_until = Query.Status.SUBMITTED, now, None
+                    fields += ["status", "submitted_at"]
+                query.save(update_fields=fields)
+                next_round = round_close_if_complete(round_=round_) if submit else None
+                result = SaveResult(annotation=annotation, created=True, next_round=next_round)
     except IntegrityError as exc:  # the unique (image, version) constraint: a concurrent save won
         if stored is not None:
             stored.storage.delete(stored.name)
@@ -265,7 +275,13 @@ def annotation_save(
         if stored is not None:
             stored.storage.delete(stored.name)
         raise
-    return SaveResult(annotation=annotation, created=True, next_round=next_round)
+    if closed_round is not None:
+        raise RoundClosed(
+            f"Round {closed_round.number} was closed; your work is kept as draft version "
+            f"{result.annotation.version} but can no longer be submitted.",
+            saved=result,
+        )
+    return result
 
 
 @transaction.atomic

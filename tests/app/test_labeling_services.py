@@ -15,6 +15,7 @@ from annotator.services.errors import Conflict, PermissionDenied, ServiceError
 from annotator.services.labeling import (
     InvalidMask,
     QueryLocked,
+    RoundClosed,
     StaleVersion,
     annotation_save,
     mask_dice,
@@ -267,6 +268,13 @@ def test_after_the_round_closed_drafts_are_kept_but_submits_refused(project, use
     with pytest.raises(Conflict, match="closed"):
         annotation_save(query=held_query, user=users["annotator"], mask_png=encode_png(mask_of(0)), base_version=1,
                         submit=True)
+    # A submit of new work is refused too, but the work itself is kept as a draft version.
+    with pytest.raises(RoundClosed, match="kept as draft version 2") as refused:
+        annotation_save(query=held_query, user=users["annotator"], mask_png=encode_png(mask_of(1)), base_version=1,
+                        submit=True)
+    kept = refused.value.saved.annotation
+    assert (kept.version, kept.is_submitted) == (2, False)
+    assert Query.objects.get(pk=held_query.pk).status == Query.Status.PENDING
 
 
 def test_skip_needs_a_reason_and_can_close_the_round(project, users, round_, held_query):
