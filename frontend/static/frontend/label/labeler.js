@@ -253,8 +253,9 @@ class Labeler {
     const bbox = this.detail.region && this.detail.region.bbox;
     if (!bbox) return this.view.fit();
     const [x0, y0, x1, y1] = bbox;
-    // Context around the region: four times its size, at least 40 % of the image.
-    const w = Math.max((x1 - x0) * 4, this.width * 0.4), h = Math.max((y1 - y0) * 4, this.height * 0.4);
+    // Context around the region: four times its size, at least 40 % of the image, at most all of it.
+    const w = Math.min(this.width, Math.max((x1 - x0) * 4, this.width * 0.4));
+    const h = Math.min(this.height, Math.max((y1 - y0) * 4, this.height * 0.4));
     const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
     this.view.zoomToRect([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]);
   }
