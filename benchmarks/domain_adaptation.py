@@ -54,6 +54,7 @@ WORK = ROOT / "var" / "bench" / "domain_adaptation"
 ARMS = ("source_only", "target_bn", "adversarial", "adversarial_x10", "self_training", "self_training_p20", "both",
         "upper_bound")
 ADAPTING = ("target_bn", "adversarial", "adversarial_x10", "self_training", "self_training_p20", "both")
+ABLATIONS = ("adversarial_x10", "self_training_p20")  # run after the main arms, for --ablation-seeds seeds
 ARM_LABELS = {
     "base": "base model (before continuing)",
     "source_only": "source-only, continued",
@@ -449,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-steps", type=int)
     parser.add_argument("--arm-steps", type=int)
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    parser.add_argument("--ablation-seeds", type=int, default=1, help="seeds for the ablation arms (run last)")
     parser.add_argument("--adversarial-weight", type=float)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -478,9 +480,11 @@ def main(argv: list[str] | None = None) -> int:
     pseudo = pseudo_label_quality(plan, base_dir)
     print(f"pseudo-labels on the dusk pool: {pseudo}", flush=True)
     arm_key = plan.key()
-    for seed in range(plan.seeds):
-        for arm in args.arms:
-            results.append(spawn(plan, arm, seed=seed, base=base_dir, result=work / f"{arm}-s{seed}-{arm_key}.json"))
+    runs = [(seed, arm) for seed in range(plan.seeds) for arm in args.arms if arm not in ABLATIONS]
+    runs += [(seed, arm) for seed in range(min(plan.seeds, args.ablation_seeds)) for arm in args.arms
+             if arm in ABLATIONS]
+    for seed, arm in runs:
+        results.append(spawn(plan, arm, seed=seed, base=base_dir, result=work / f"{arm}-s{seed}-{arm_key}.json"))
 
     import torch
 
