@@ -77,6 +77,14 @@ def round_state(project: Project, number: int) -> str | None:
     return Round.objects.filter(project=project, number=number).values_list("state", flat=True).first()
 
 
+def round_done(project: Project, number: int) -> bool:
+    """The round is open for labeling and its job has recorded its success (a moment later), or a job failed."""
+    if Job.objects.filter(project=project, state=Job.State.FAILED).exists():
+        return True
+    return round_state(project, number) == Round.State.LABELING and Job.objects.filter(
+        project=project, round__number=number, state=Job.State.SUCCEEDED).exists()
+
+
 def failed_job_report(project: Project) -> str:
     return "\n".join(f"job {j.pk} {j.state} {j.phase} {j.message}\n{j.error[-1500:]}"
                      for j in Job.objects.filter(project=project))
@@ -87,9 +95,8 @@ def test_a_round_trains_selects_suggests_opens_and_the_next_one_follows(users, s
     project = tiny_project(users, steps_initial=4)
     with transaction.atomic():
         project_start(project=project)
-    wait_for(lambda: round_state(project, 0) == Round.State.LABELING
-             or Job.objects.filter(project=project, state=Job.State.FAILED).exists(),
-             timeout=240, what="round 0 to open for labeling", log_path=worker.log_path)
+    wait_for(lambda: round_done(project, 0), timeout=240, what="round 0 to open for labeling",
+             log_path=worker.log_path)
     assert round_state(project, 0) == Round.State.LABELING, failed_job_report(project)
 
     round0 = Round.objects.get(project=project, number=0)
@@ -114,9 +121,7 @@ def test_a_round_trains_selects_suggests_opens_and_the_next_one_follows(users, s
                         submit=True, time_spent=12.0)
     assert not round0.queries.filter(status=Query.Status.PENDING).exists()
 
-    wait_for(lambda: round_state(project, 1) == Round.State.LABELING
-             or Job.objects.filter(project=project, state=Job.State.FAILED).exists(),
-             timeout=240, what="round 1 to open", log_path=worker.log_path)
+    wait_for(lambda: round_done(project, 1), timeout=240, what="round 1 to open", log_path=worker.log_path)
     assert round_state(project, 1) == Round.State.LABELING, failed_job_report(project)
     second = ModelVersion.objects.get(project=project, round__number=1)
     assert second.version == 2 and second.parent == first_model
@@ -140,9 +145,8 @@ def test_worker_killed_mid_training_recovers_with_exactly_one_model(users, start
     assert job.state == Job.State.RUNNING and not ModelVersion.objects.filter(project=project).exists()
 
     restarted = start_worker("fault")  # same name: it finds the job its previous process was running
-    wait_for(lambda: round_state(project, 0) == Round.State.LABELING
-             or Job.objects.filter(project=project, state=Job.State.FAILED).exists(),
-             timeout=300, what="the round to complete after the restart", log_path=restarted.log_path)
+    wait_for(lambda: round_done(project, 0), timeout=300, what="the round to complete after the restart",
+             log_path=restarted.log_path)
     assert round_state(project, 0) == Round.State.LABELING, failed_job_report(project)
     assert ModelVersion.objects.filter(project=project).count() == 1
     job.refresh_from_db()
