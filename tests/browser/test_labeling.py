@@ -359,3 +359,18 @@ def test_accept_under_the_cursor_eraser_and_lasso(page, live_server, login, proj
     lasso = page_labels(page)[:40]
     assert lasso[12, 30] == CAR and lasso[10, 100] == VOID and lasso[38, 5] == VOID
     assert set(np.unique(lasso)) == {CAR, VOID} and (lasso == CAR).sum() > 300
+
+
+def test_hand_back_keeps_the_draft_and_frees_the_query(page, live_server, login, project, whole_image_query):
+    login(page, "annotator", "pw-annotator")
+    open_next(page, live_server, project)
+    page.keyboard.press("2")
+    page.keyboard.press("b")
+    drag(page, [(10, 10), (60, 12)])
+    painted = page_labels(page)
+    page.click("[data-action=hand-back]")
+    page.wait_for_url(f"**/projects/{project.pk}/queue/", timeout=30000)
+    query = Query.objects.get(pk=whole_image_query.pk)
+    assert (query.status, query.assignee, query.locked_until) == (Query.Status.PENDING, None, None)
+    saved, annotation = stored_mask(whole_image_query.image)
+    assert not annotation.is_submitted and (saved == painted).all()

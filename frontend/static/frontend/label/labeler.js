@@ -169,6 +169,7 @@ class Labeler {
       undo: () => this.undo(), redo: () => this.redo(), "accept-all": () => this.acceptAll(),
       "fill-empty": () => this.fillEmpty(), fit: () => this.view.fit(), "zoom-region": () => this.zoomToRegion(),
       submit: () => this.submitAndNext(), skip: () => this.skip(), save: () => this.saveNow(), help: () => this.help(),
+      "hand-back": () => this.handBack(),
     };
     document.querySelectorAll("[data-action]").forEach((button) => button.addEventListener("click", () => {
       actions[button.dataset.action]();
@@ -596,6 +597,22 @@ class Labeler {
       await postJson(this.detail.urls.skip, { reason: text, time_spent: this.timer.take() });
       await this.saver.backup.clear();
       await this.goNext();
+    } catch (error) {
+      this.notify(error.message, "error");
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Leave the query for someone else: the draft is saved as a version, the lock released. */
+  async handBack() {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      if (this.saver.dirty) await this.saver.save();
+      await postJson(this.detail.urls.release, { time_spent: this.timer.take() });
+      await this.saver.backup.clear();
+      window.location.assign(this.detail.urls.queue_page);
     } catch (error) {
       this.notify(error.message, "error");
     } finally {
