@@ -121,7 +121,8 @@ def start_worker(settings, transactional_db, tmp_path):
             MEDIA_ROOT=str(settings.MEDIA_ROOT),
             MODELS_STORE_ROOT=str(settings.MODELS_STORE_ROOT),
             PYTHONUNBUFFERED="1",
-            OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
+            # One thread: tiny models gain nothing from two, and two spin badly on a busy machine.
+            OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
         )
         log_path = tmp_path / f"worker-{name}-{len(processes)}.log"
         log = open(log_path, "w")

@@ -95,7 +95,7 @@ def test_a_round_trains_selects_suggests_opens_and_the_next_one_follows(users, s
     project = tiny_project(users, steps_initial=4)
     with transaction.atomic():
         project_start(project=project)
-    wait_for(lambda: round_done(project, 0), timeout=240, what="round 0 to open for labeling",
+    wait_for(lambda: round_done(project, 0), timeout=600, what="round 0 to open for labeling",
              log_path=worker.log_path)
     assert round_state(project, 0) == Round.State.LABELING, failed_job_report(project)
 
@@ -121,7 +121,7 @@ def test_a_round_trains_selects_suggests_opens_and_the_next_one_follows(users, s
                         submit=True, time_spent=12.0)
     assert not round0.queries.filter(status=Query.Status.PENDING).exists()
 
-    wait_for(lambda: round_done(project, 1), timeout=240, what="round 1 to open", log_path=worker.log_path)
+    wait_for(lambda: round_done(project, 1), timeout=600, what="round 1 to open", log_path=worker.log_path)
     assert round_state(project, 1) == Round.State.LABELING, failed_job_report(project)
     second = ModelVersion.objects.get(project=project, round__number=1)
     assert second.version == 2 and second.parent == first_model
@@ -133,7 +133,7 @@ def test_a_round_trains_selects_suggests_opens_and_the_next_one_follows(users, s
 
 def test_worker_killed_mid_training_recovers_with_exactly_one_model(users, start_worker, settings):
     worker = start_worker("fault")
-    project = tiny_project(users, steps_initial=60, rounds=1)
+    project = tiny_project(users, steps_initial=40, rounds=1)
     with transaction.atomic():
         project_start(project=project)
     job = Job.objects.get(project=project)
@@ -145,7 +145,7 @@ def test_worker_killed_mid_training_recovers_with_exactly_one_model(users, start
     assert job.state == Job.State.RUNNING and not ModelVersion.objects.filter(project=project).exists()
 
     restarted = start_worker("fault")  # same name: it finds the job its previous process was running
-    wait_for(lambda: round_done(project, 0), timeout=300, what="the round to complete after the restart",
+    wait_for(lambda: round_done(project, 0), timeout=600, what="the round to complete after the restart",
              log_path=restarted.log_path)
     assert round_state(project, 0) == Round.State.LABELING, failed_job_report(project)
     assert ModelVersion.objects.filter(project=project).count() == 1
