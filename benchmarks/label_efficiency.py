@@ -528,6 +528,7 @@ def render(plan: Plan, stages: dict[str, dict], arms: list[dict], wall_seconds: 
     groups = group_arms(arms)
     target_fraction = next((a["labeled_target_fraction"] for a in arms if a["setting"] == "target5"), None)
     seeds = max((len(records) for records in groups.values()), default=0)
+    runs = [*stages.values(), *arms]
     lines = [
         "## Label-efficient learning: SSL init, pixel contrast, consistency (CamVid day → dusk)"
         + (" (QUICK SMOKE RUN: not a result)" if quick else ""),
@@ -535,8 +536,9 @@ def render(plan: Plan, stages: dict[str, dict], arms: list[dict], wall_seconds: 
         f"- Command: `{report.command_line()}`",
         f"- Machine: {report.machine_description()}. Other engineers' benchmarks shared the 2 cores "
         "during the run: times are noisy and inflated.",
-        f"- Total wall time of this invocation: {wall_seconds / 60:.0f} min (stages cached by earlier invocations "
-        f"count 0). Date: {time.strftime('%Y-%m-%d %H:%M')}. "
+        f"- Compute: {len(runs)} processes, {sum(r.get('wall_seconds', 0.0) for r in runs) / 60:.0f} min wall and "
+        f"{sum(r.get('cpu_seconds', 0.0) for r in runs) / 60:.0f} min CPU in all (this invocation: "
+        f"{wall_seconds / 60:.0f} min; stages computed earlier are cached). Date: {time.strftime('%Y-%m-%d %H:%M')}. "
         + ("**One seed per arm** (the CPU budget): differences of a point or two are within noise."
            if seeds <= 1 else "Arms with several seeds share their base; ± is the spread over continuation seeds."),
         f"- Model `{plan.arch}`, trained at {plan.size[0]}×{plan.size[1]}, metrics at the labels' full 360×480. "
