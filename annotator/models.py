@@ -70,7 +70,8 @@ class Project(models.Model):
         max_length=64, choices=Architecture.choices, default=Architecture.DEEPLABV3_MOBILENET
     )
     adversarial_adaptation = models.BooleanField(default=True, help_text="Output-space adversarial adaptation")
-    self_training = models.BooleanField(default=True, help_text="Confident pseudo-labels (class-wise thresholds)")
+    # Off by default: on CamVid day → dusk CBST pseudo-labels cost 2–8 mIoU (docs/BENCHMARKS.md).
+    self_training = models.BooleanField(default=False, help_text="Confident pseudo-labels (class-wise thresholds)")
     consistency_training = models.BooleanField(
         default=True, help_text="Mean-teacher weak-to-strong consistency on unlabeled target images"
     )

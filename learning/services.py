@@ -279,7 +279,10 @@ def train_round(job_id: int, round_: Round) -> ModelVersion:
         init_state = _init_state(project, parent, classes)
         config = train_config(project, round_, warm_start=init_state is not None)
         train_start = 0
-        if init_state is None and project.ssl_pretraining:
+        if init_state is None and project.init_checkpoint and Path(project.init_checkpoint).is_file():
+            # A single file is a backbone (e.g. a local ImageNet classifier): it initialises the encoder only.
+            config = dataclasses.replace(config, backbone_checkpoint=project.init_checkpoint)
+        elif init_state is None and project.ssl_pretraining:
             train_start = TRAIN_SHARE // 2
             encoder = pretrain_project_encoder(job_id, project, JobReporter(job_id, start=0, end=train_start))
             config = dataclasses.replace(config, backbone_checkpoint=str(encoder))

@@ -89,6 +89,13 @@ def project_check_settings(project: Project) -> None:
         raise ServiceError("a budget in regions needs region queries")
     if project.strategy == Project.Strategy.REGION and project.query_unit != Project.QueryUnit.REGION:
         raise ServiceError("the region strategy (RIPU) needs region queries")
+    if project.init_checkpoint:
+        path = Path(project.init_checkpoint)
+        if not (path.is_file() or (path / "meta.json").is_file()):
+            raise ServiceError(
+                f"initial checkpoint {path} is neither a backbone file nor a checkpoint folder with meta.json "
+                "on this server (nothing is ever downloaded)"
+            )
 
 
 @transaction.atomic

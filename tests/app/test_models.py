@@ -117,3 +117,12 @@ def test_project_defaults_are_valid():
     project.full_clean()
     assert (project.query_unit, project.strategy, project.architecture) == (
         "region", "adaptive", "deeplabv3_mobilenet_v3_large")
+
+
+def test_initial_checkpoint_must_exist_on_the_server(project, tmp_path):
+    from annotator.services.projects import project_update
+
+    with pytest.raises(ServiceError, match="neither a backbone file nor a checkpoint folder"):
+        project_update(project=project, init_checkpoint=str(tmp_path / "imagenet.pth"))
+    (tmp_path / "imagenet.pth").write_bytes(b"weights")
+    assert project_update(project=project, init_checkpoint=str(tmp_path / "imagenet.pth")).init_checkpoint

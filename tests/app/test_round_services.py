@@ -112,3 +112,19 @@ def test_ssl_pretraining_runs_before_round_zero_and_initialises_it(users, settin
     model = ModelVersion.objects.get(round=round_)
     assert model.train_config["backbone_checkpoint"] == str(encoder)
     assert "self-supervised pretraining" in Job.objects.get(pk=job.pk).log
+
+
+def test_a_backbone_file_as_initial_checkpoint_initialises_the_encoder(users, settings, tmp_path):
+    import torch
+
+    from learning.models import build_model
+
+    backbone = tmp_path / "backbone.pt"
+    model = build_model("lraspp_mobilenet_v3_large", 3)
+    torch.save({f"backbone.{k}": v for k, v in model.backbone.state_dict().items()}, backbone)
+    project = tiny_project(users, steps_initial=2)
+    Project.objects.filter(pk=project.pk).update(init_checkpoint=str(backbone))
+    with transaction.atomic():
+        round_ = project_start(project=Project.objects.get(pk=project.pk))
+    assert services.round_train_run(job_id=Job.objects.get(round=round_).pk) == "trained"
+    assert ModelVersion.objects.get(round=round_).train_config["backbone_checkpoint"] == str(backbone)
