@@ -86,6 +86,7 @@ class TrainConfig:
     pseudo_label_portion: float = 0.5  # CBST: keep each predicted class's most confident 50 %
     pseudo_label_cap: float = 0.95  # ... but any pixel at least this confident is kept
     pseudo_label_floor: float = 0.0  # ... and none below this
+    pseudo_label_target_bn: bool = True  # pseudo-labels from a copy with BatchNorm statistics of the target images
     self_training_start: float = 0.5  # from scratch: first pseudo-labels after this fraction of steps
     objectives: tuple[str, ...] = ()  # further registered objectives by name
     objective_options: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -86,10 +86,21 @@ class PseudoLabelSet:
 def compute_pseudo_labels(model: torch.nn.Module, samples: Sequence[Sample], *, num_classes: int, size: Size,
                           portion: float, cap: float, floor: float, batch_size: int = 4,
                           device: torch.device | None = None, precision: str = "auto",
+                          target_statistics: bool = False,
                           context: ObjectiveContext | None = None) -> PseudoLabelSet:
-    """Run ``model`` over ``samples`` at ``size`` and turn its confident predictions into masks."""
+    """Run ``model`` over ``samples`` at ``size`` and turn its confident predictions into masks.
+
+    ``target_statistics``: predict with a copy whose BatchNorm statistics were
+    re-estimated on ``samples`` (see :func:`learning.adaptation.batchnorm.with_target_statistics`).
+    """
+    from learning.adaptation.batchnorm import with_target_statistics
+    from learning.device import numerics_for, pick_device
     from learning.inference import predict
 
+    if target_statistics:
+        device = pick_device(device) if device is not None else next(model.parameters()).device
+        model = with_target_statistics(model, samples, size=size, numerics=numerics_for(device, precision),
+                                       batch_size=batch_size)
     confidences, labels = [], []
     for i, prediction in enumerate(predict(model, samples, batch_size=batch_size, device=device, size=size,
                                            precision=precision)):
@@ -118,7 +129,8 @@ class SelfTraining(TargetObjective):
     """Cross-entropy on the target batch against CBST pseudo-labels (human labels where present).
 
     Options (``TrainConfig`` fields): ``pseudo_label_portion``, ``pseudo_label_cap``,
-    ``pseudo_label_floor``, ``self_training_weight``, ``self_training_start``
+    ``pseudo_label_floor``, ``pseudo_label_target_bn`` (predict with BatchNorm statistics
+    re-estimated on the target images), ``self_training_weight``, ``self_training_start``
     (fraction of the steps to wait before the first pseudo-labels when the
     model starts from scratch: a random network's guesses are noise).
     """
@@ -149,7 +161,7 @@ class SelfTraining(TargetObjective):
             model, self._original, num_classes=config.num_classes, size=tuple(config.size),
             portion=config.pseudo_label_portion, cap=config.pseudo_label_cap, floor=config.pseudo_label_floor,
             batch_size=max(config.batch_size, 1), device=context.numerics.device, precision=config.precision,
-            context=context,
+            target_statistics=config.pseudo_label_target_bn, context=context,
         )
         model.train(was_training)
         context.target_dataset.samples = samples_with_masks(self._original, self.result.masks)

@@ -124,3 +124,30 @@ def test_target_batchnorm_control_only_changes_normalisation_statistics(tiny_sam
     assert set(control.history[-1]) == {"step", "lr", "loss", "supervised"}
     running = [k for k in init if k.endswith("running_mean")]
     assert any(not torch.equal(plain.state_dict[k], control.state_dict[k]) for k in running)
+
+
+def test_target_statistics_copy_normalises_with_the_target_images_and_leaves_the_model_alone(tiny_samples):
+    from learning.adaptation.batchnorm import with_target_statistics
+    from learning.data import SegmentationDataset, collate
+
+    model = build_model("lraspp_mobilenet_v3_large", 2).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pool = tiny_samples(4, labeled=False, seed=2)
+    adapted = with_target_statistics(model, pool, size=(32, 48), numerics=numerics_for(torch.device("cpu"), "fp32"),
+                                     batch_size=4)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    images, _ = collate(SegmentationDataset(pool, (32, 48))[i] for i in range(4))
+    conv, norm = adapted.backbone["0"][0], adapted.backbone["0"][1]
+    with torch.no_grad():
+        expected = conv(images).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(norm.running_mean, expected, rtol=1e-4, atol=1e-5)
+    assert norm.momentum == model.backbone["0"][1].momentum and not adapted.training
+
+
+def test_pseudo_labels_with_target_statistics_still_respect_thresholds(tiny_samples):
+    model = build_model("lraspp_mobilenet_v3_large", 2)
+    pool = tiny_samples(3, labeled=False, seed=3)
+    result = compute_pseudo_labels(model, pool, num_classes=2, size=(32, 48), portion=0.5, cap=0.99, floor=0.0,
+                                   target_statistics=True)
+    assert len(result.masks) == 3 and 0 < result.labeled_fraction <= 1
+    assert np.all(result.thresholds <= 0.99)
