@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {report.machine_description()}. Command: `{report.command_line()}`.\n\n"
         f"A real project (SQLite) with 577 day + 62 dusk images; {args.arch} at {args.size[0]}×{args.size[1]}, "
         f"{args.steps} fine-tuning steps per round, region queries, {args.budget} % of pool pixels per round; "
-        f"round 0 {'warm-starts from ' + str(args.init) if args.init else 'trains from scratch'}; an oracle submits "
+        f"round 0 {'warm-starts from ' + str(args.init) if args.init else f'trains from scratch for {args.steps_initial} steps'}; "
+        f"training runs {args.threads} intra-op thread(s); an oracle submits "
         "round 0's queries from the ground truth; round 1 is the turnaround annotators wait for (goal ≤ 10 min). "
         "The loop's services run in this process (the same code a worker runs).\n\n" + table + "\n"
     )
