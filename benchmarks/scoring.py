@@ -87,7 +87,7 @@ def measure(model, samples: list, *, batch_size: int, size: tuple[int, int], rep
     return runs
 
 
-def render(runs: dict[str, dict], n: int, args, threads: int) -> str:
+def render(runs: dict[str, dict], n: int, args) -> str:
     base_wall = statistics.median(runs["bare forward pass"]["wall"])
     base_cpu = statistics.median(runs["bare forward pass"]["cpu"])
     rows = []
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     model.eval()
     samples = pool_images(size, args.images)
     runs = measure(model, samples, batch_size=args.batch_size, size=size, repeats=args.repeats)
-    markdown = render(runs, len(samples), args, torch.get_num_threads())
+    markdown = render(runs, len(samples), args)
     print(markdown)
     if not args.no_write:
         print(f"wrote {report.write_section('scoring', markdown)}")
