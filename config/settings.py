@@ -121,6 +121,12 @@ MASKLOOP_QUERY_LOCK_SECONDS = env_int("MASKLOOP_QUERY_LOCK_SECONDS", 30 * 60)
 # re-queued when any worker starts (training reports progress every few seconds).
 MASKLOOP_JOB_STALE_SECONDS = env_int("MASKLOOP_JOB_STALE_SECONDS", 15 * 60)
 
+# Fine-tuning rounds (round 1 on) train at most this many minutes, so annotators
+# wait about this long plus scoring: on a slow worker the round takes fewer steps
+# than the project's train_steps_per_round (the LR schedule is shortened to
+# match). 0 = always run every step. Round 0 (first training) is not limited.
+MASKLOOP_ROUND_TRAIN_MINUTES = env_float("MASKLOOP_ROUND_TRAIN_MINUTES", 7.0)
+
 # --- REST framework ----------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -168,6 +168,8 @@ def train_config(project: Project, round_: Round, *, warm_start: bool):
         seed=round_.number,
         # Round 0 from scratch: pseudo-labels only once the model has learnt something.
         self_training_start=0.0 if warm_start else 0.5,
+        # Annotators wait for fine-tuning rounds: fit them in the deployment's time budget.
+        time_budget_s=60.0 * settings.MASKLOOP_ROUND_TRAIN_MINUTES if warm_start else 0.0,
     )
 
 
@@ -295,11 +297,14 @@ def train_round(job_id: int, round_: Round) -> ModelVersion:
         result = train(config, labeled=data.labeled, unlabeled=data.unlabeled, val=data.val,
                        init_state=init_state, progress=reporter, should_stop=reporter.should_stop)
         app_metrics = _metrics_json(result.metrics, classes, data, result.train_seconds)
+        app_metrics.update(train_steps=result.steps, train_steps_planned=config.steps)
         meta = checkpoint_meta(result, classes=classes, parent=parent.path if parent else None,
                                app_metrics=app_metrics, project=project.pk, round=round_.number)
         save_checkpoint(directory, state_dict=result.state_dict, meta=meta)
+        cut = (f" (time budget of {config.time_budget_s / 60:g} min: {result.steps} of {config.steps} steps)"
+               if result.steps < config.steps else "")
         job_log(job_id=job_id, line=f"round {round_.number}: validation mIoU {app_metrics['miou']}, "
-                                    f"{result.train_seconds:.0f} s training")
+                                    f"{result.train_seconds:.0f} s training{cut}")
     return _register_version(project, round_, directory, meta, parent)
 
 

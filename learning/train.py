@@ -67,6 +67,9 @@ class TrainConfig:
     schedule: str = "poly"  # "poly" | "onecycle" | "constant"
     warmup_steps: int = 0  # linear warm-up for "poly"/"constant"
     grad_clip: float | None = 10.0
+    # > 0: run fewer than ``steps`` when the measured pace would overrun this many seconds (setup included);
+    # the poly/constant schedule is rescaled to the shorter run. One-cycle runs always do every step.
+    time_budget_s: float = 0.0
     class_weighting: str = "none"  # "none" | "enet" (1 / ln(1.02 + class frequency), from labeled masks)
     supervised_weight: float = 1.0  # 0 = no cross-entropy: e.g. a pixel-contrastive-only pretraining stage
     augment: bool = True
@@ -103,6 +106,8 @@ class TrainConfig:
             raise ValueError("batch_size must be >= 2 (BatchNorm in the ASPP pooling branch)")
         if self.steps < 0 or self.num_classes < 1:
             raise ValueError("steps must be >= 0 and num_classes >= 1")
+        if self.time_budget_s < 0:
+            raise ValueError("time_budget_s must be >= 0 (0 = no budget)")
 
     @property
     def objective_names(self) -> tuple[str, ...]:
@@ -125,7 +130,7 @@ class TrainResult:
     history: list[dict[str, float]]  # every ``log_every`` steps: step, lr, loss and its terms
     seconds: float  # wall time of the whole call
     train_seconds: float  # the step loop alone
-    steps: int
+    steps: int  # steps run: fewer than config.steps when the time budget cut the run short
     epochs: float  # passes over the labeled set
     objective_summaries: dict[str, dict[str, Any]]
     objective_states: dict[str, dict[str, Any]]  # pass back as ``objective_states`` next round
@@ -164,7 +169,40 @@ def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optim
     raise ValueError(f"unknown optimizer {config.optimizer!r}")
 
 
-def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+class StepPlan:
+    """How many steps this run takes: ``config.steps``, or fewer once the pace shows the time budget is short.
+
+    The pace is measured over the steps after the first (which pays for
+    allocator and kernel warm-up) and re-measured every ``RECHECK`` steps, so a
+    machine that gets busier mid-run still lands near the budget. The plan only
+    ever shrinks, and never below the steps already taken.
+    """
+
+    PROBE = 5  # steps before the first estimate
+    RECHECK = 10
+
+    def __init__(self, config: TrainConfig, started: float):
+        self.total = config.steps
+        self._budget = config.time_budget_s if config.schedule != "onecycle" else 0.0
+        self._started = started  # the budget counts from here (objective setup included)
+        self._pace_from: tuple[int, float] | None = None  # (steps done, time) when pace measuring began
+
+    def after_step(self, done: int, now: float) -> None:
+        """Called with the number of steps done so far."""
+        if self._budget <= 0:
+            return
+        if done == 1:
+            self._pace_from = (done, now)
+            return
+        if self._pace_from is None or done < self.PROBE or (done - self.PROBE) % self.RECHECK:
+            return
+        pace = (now - self._pace_from[1]) / (done - self._pace_from[0])
+        affordable = done + int(max(0.0, self._budget - (now - self._started)) / pace)
+        self.total = max(done, min(self.total, affordable))
+
+
+def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
+               plan: StepPlan | None = None) -> torch.optim.lr_scheduler.LRScheduler:
     total = max(config.steps, 1)
     if config.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total + 1,
@@ -175,7 +213,8 @@ def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> torch.o
         if config.schedule == "constant":
             return warm
         if config.schedule == "poly":
-            return warm * (1.0 - min(step, total) / (total + 1)) ** 0.9
+            end = max(plan.total if plan is not None else total, 1)  # a shortened run decays to its own end
+            return warm * (1.0 - min(step, end) / (end + 1)) ** 0.9
         raise ValueError(f"unknown schedule {config.schedule!r}")
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -239,11 +278,14 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
         raise ValueError(f"unknown class_weighting {config.class_weighting!r}")
 
     optimizer = _optimizer(config, model)
-    scheduler = _scheduler(config, optimizer)
+    plan = StepPlan(config, started)
+    scheduler = _scheduler(config, optimizer, plan)
     scaler = torch.amp.GradScaler(device.type) if numerics.needs_grad_scaler else None
     history: list[dict[str, float]] = []
     loop_started = time.perf_counter()
-    for step in range(config.steps):
+    step = -1
+    while step + 1 < plan.total:
+        step += 1
         check_stop()
         parts_x, parts_y = [], []
         if labeled_stream is not None:
@@ -264,7 +306,7 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
         n_source = parts_x[0].shape[0] if labeled_stream is not None else 0
         ys = parts_y[0].to(device) if labeled_stream is not None else None
         state = StepState(
-            step=step, total_steps=config.steps, model=model, numerics=numerics,
+            step=step, total_steps=plan.total, model=model, numerics=numerics,
             source_images=parts_x[0] if labeled_stream is not None else None, source_masks=ys,
             source_out=type(out)(logits[:n_source], out.features[:n_source]), context=context,
         )
@@ -300,12 +342,14 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"loss became {loss_value} at step {step}; lower the learning rate")
-        if step % config.log_every == 0 or step == config.steps - 1:
+        plan.after_step(step + 1, time.perf_counter())
+        if step % config.log_every == 0 or step == plan.total - 1:
             history.append({"step": step, "lr": optimizer.param_groups[0]["lr"], "loss": loss_value,
                             **{k: float(v.detach()) for k, v in terms.items()}, **state.logs})
         if progress is not None:
-            progress("train", step + 1, config.steps, loss_value)
+            progress("train", step + 1, plan.total, loss_value)
     train_seconds = time.perf_counter() - loop_started
+    steps_done = step + 1
 
     metrics = None
     if val:
@@ -320,10 +364,10 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
             progress("evaluate", len(val), len(val), None)
     model.eval()
     state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    seen = config.steps * config.batch_size
+    seen = steps_done * config.batch_size
     return TrainResult(
         state_dict=state_dict, metrics=metrics, history=history, seconds=time.perf_counter() - started,
-        train_seconds=train_seconds, steps=config.steps, epochs=seen / len(labeled) if labeled else 0.0,
+        train_seconds=train_seconds, steps=steps_done, epochs=seen / len(labeled) if labeled else 0.0,
         objective_summaries={o.name: o.summary() for o in objectives},
         objective_states={o.name: o.state_dict() for o in objectives if o.state_dict()},
         data_hashes={"labeled": samples_fingerprint(labeled), "unlabeled": samples_fingerprint(unlabeled),

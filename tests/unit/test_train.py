@@ -198,3 +198,34 @@ def test_checkpoint_meta_is_json_serialisable(tiny_samples):
     samples = tiny_samples(2)
     result = train(TrainConfig(**TINY, steps=1), labeled=samples, val=samples)
     json.dumps(checkpoint_meta(result, classes=["a", "b"], parent="v0"))
+
+
+def test_step_plan_fits_the_run_into_the_time_budget_and_only_shrinks():
+    from learning.train import StepPlan
+
+    plan = StepPlan(TrainConfig(**TINY, steps=100, time_budget_s=30.0), started=0.0)
+    clock = 2.0  # setup took 2 s, then 1 s per step
+    for done in range(1, 6):
+        plan.after_step(done, clock + done)
+    assert plan.total == 5 + int((30.0 - 7.0) / 1.0)  # = 28: the pace is measured after the first step
+    for done in range(6, 16):  # the machine gets twice as slow
+        plan.after_step(done, 7.0 + 2.0 * (done - 5))
+    # Re-measured at step 15 (27 s): pace (27 - 3) / 14 = 1.71 s, 3 s left → one more step.
+    assert plan.total == 16
+    plan.after_step(16, 100.0)  # past the budget between checks: the plan never grows nor drops below done
+    assert plan.total == 16
+    untouched = StepPlan(TrainConfig(**TINY, steps=100, time_budget_s=30.0, schedule="onecycle"), started=0.0)
+    unbudgeted = StepPlan(TrainConfig(**TINY, steps=100), started=0.0)
+    for done in range(1, 30):
+        untouched.after_step(done, 100.0 * done)
+        unbudgeted.after_step(done, 100.0 * done)
+    assert untouched.total == unbudgeted.total == 100
+
+
+def test_an_exhausted_time_budget_stops_after_the_probe_steps(tiny_samples):
+    config = TrainConfig(**TINY, steps=50, lr=1e-3, time_budget_s=1e-6, log_every=1)
+    result = train(config, labeled=tiny_samples(2))
+    assert result.steps == 5 and len(result.history) == 5
+    assert result.history[-1]["step"] == 4
+    with pytest.raises(ValueError, match="time_budget_s"):
+        TrainConfig(**TINY, time_budget_s=-1)
