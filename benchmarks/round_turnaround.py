@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps-initial", type=int, default=600, help="round 0 steps when there is no --init")
     parser.add_argument("--budget", type=float, default=1.0, help="%% of target pool pixels per round")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    parser.add_argument("--train-minutes", type=float,
+                        help="MASKLOOP_ROUND_TRAIN_MINUTES for this run (default: the setting's default; 0 = no limit)")
     parser.add_argument("--write", action="store_true", help="write docs/BENCHMARKS.md")
     args = parser.parse_args(argv)
     if not DATASET.exists():
@@ -147,7 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.train_minutes is not None:
+        os.environ["MASKLOOP_ROUND_TRAIN_MINUTES"] = str(args.train_minutes)
     setup_django(WORK)
+    from django.conf import settings
+
+    budget = settings.MASKLOOP_ROUND_TRAIN_MINUTES
     from benchmarks import report
 
     project, annotator, oracle = create_project(args)
@@ -168,18 +175,24 @@ def main(argv: list[str] | None = None) -> int:
     for number, times in rounds.items():
         round_ = Round.objects.get(project=project, number=number)
         model = ModelVersion.objects.get(round=round_)
-        rows.append([number, f"{times['train + evaluate + store']:.0f}", f"{times['score + select + suggest + open']:.0f}",
+        steps = model.metrics.get("train_steps")
+        planned = model.metrics.get("train_steps_planned")
+        rows.append([number, f"{steps} / {planned}" if steps is not None else "–",
+                     f"{times['train + evaluate + store']:.0f}", f"{times['score + select + suggest + open']:.0f}",
                      f"**{times['round total'] / 60:.1f} min**", f"{100 * (model.miou or 0):.1f}",
                      f"{100 * model.metrics.get('labeled_target_fraction', 0):.2f} %", round_.stats.get("queries"),
                      percent(round_.stats.get("suggestion_precision")), percent(round_.stats.get("suggestion_coverage"))])
     table = report.markdown_table(
-        ["round", "train+eval s", "score+select+suggest s", "turnaround", "dusk val mIoU",
+        ["round", "steps run / planned", "train+eval s", "score+select+suggest s", "turnaround", "dusk val mIoU",
          "target labeled", "queries", "suggestion precision (val)", "coverage (val)"], rows)
     text = (
-        "## Round turnaround (CamVid day → dusk project)\n\n"
+        f"## Round turnaround (CamVid day → dusk project{'' if budget > 0 else ', no training time limit'})\n\n"
         f"Machine: {report.machine_description()}. Command: `{report.command_line()}`.\n\n"
         f"A real project (SQLite) with 577 day + 62 dusk images; {args.arch} at {args.size[0]}×{args.size[1]}, "
-        f"{args.steps} fine-tuning steps per round, region queries, {args.budget} % of pool pixels per round; "
+        f"{args.steps} fine-tuning steps per round planned, "
+        + (f"fine-tuning limited to {budget:g} min (`MASKLOOP_ROUND_TRAIN_MINUTES`; fewer steps when the pace is slower), "
+           if budget > 0 else "no training time limit (`MASKLOOP_ROUND_TRAIN_MINUTES=0`), ")
+        + f"region queries, {args.budget} % of pool pixels per round; "
         f"round 0 {'warm-starts from ' + str(args.init) if args.init else f'trains from scratch for {args.steps_initial} steps'}; "
         f"training runs {args.threads} intra-op thread(s); an oracle submits "
         "round 0's queries from the ground truth; round 1 is the turnaround annotators wait for (goal ≤ 10 min). "
@@ -187,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if args.write:
-        report.write_section("round_turnaround", text)
+        report.write_section("round_turnaround" if budget > 0 else "round_turnaround_no_limit", text)
     return 0
 
 
