@@ -59,7 +59,7 @@ def import_dataset(*, job_id: int, domain: str, val_count: int = 0, archive: str
 
 @shared_task(name="annotator.export_dataset")
 def export_dataset(*, job_id: int, fmt: str, include_imported: bool = True) -> str:
-    from .services.exports import export_coco, export_masks, export_path
+    from .services.exports import export_coco, export_masks, export_path, exports_prune
 
     job = job_start(job_id=job_id)
     if job is None:
@@ -80,5 +80,8 @@ def export_dataset(*, job_id: int, fmt: str, include_imported: bool = True) -> s
     for name, reason in report.skipped:
         job_log(job_id=job_id, line=f"skipped {name}: {reason}")
     job_succeed(job_id=job_id, message=f"{fmt}: {report.summary()}")
+    removed = exports_prune(project=job.project)
+    if removed:
+        job_log(job_id=job_id, line=f"removed the files of {removed} older export(s) (MASKLOOP_EXPORTS_KEEP)")
     return report.summary()
 

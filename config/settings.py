@@ -115,6 +115,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 *
 # largest upload or folder an import accepts.
 MASKLOOP_IMPORT_ROOTS = env_list("MASKLOOP_IMPORT_ROOTS", [str(VAR_DIR / "imports")])
 MASKLOOP_MAX_IMPORT_BYTES = env_int("MASKLOOP_MAX_IMPORT_BYTES", 20 * 1024**3)
+# Finished export files kept per project; older ones are deleted when a new export finishes.
+MASKLOOP_EXPORTS_KEEP = env_int("MASKLOOP_EXPORTS_KEEP", 5)
 # How long a query stays locked to the annotator who opened it.
 MASKLOOP_QUERY_LOCK_SECONDS = env_int("MASKLOOP_QUERY_LOCK_SECONDS", 30 * 60)
 # A RUNNING job whose worker has not reported for this long is presumed dead and

@@ -263,6 +263,23 @@ def export_file(*, job: Job) -> tuple[Path, str] | None:
     return None
 
 
+def exports_prune(*, project: Project, keep: int | None = None) -> int:
+    """Delete the files of all but the newest ``keep`` finished exports of ``project``; returns how many.
+
+    Exports are snapshots a lead downloads once; without this they pile up
+    under MEDIA_ROOT. A pruned job's download answers 404 like any missing file.
+    """
+    keep = settings.MASKLOOP_EXPORTS_KEEP if keep is None else keep
+    finished = Job.objects.filter(project=project, kind=Job.Kind.EXPORT, state=Job.State.SUCCEEDED).order_by("-pk")
+    removed = 0
+    for job in finished[max(keep, 0):]:
+        found = export_file(job=job)
+        if found is not None:
+            found[0].unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def export_start(*, project: Project, fmt: str, include_imported: bool = True) -> Job:
     """Queue an export job; its file is fetched from the job's download endpoint when it succeeds."""
     from django.db import transaction

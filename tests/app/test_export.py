@@ -144,6 +144,25 @@ def test_export_job_via_the_api(campaign, users, fmt, django_capture_on_commit_c
     assert client.get(f"/api/jobs/{job_id}/download/").status_code == 403
 
 
+def test_a_finished_export_keeps_only_the_newest_files(campaign, users, settings, django_capture_on_commit_callbacks):
+    from annotator.services.exports import export_file, export_start
+
+    settings.MASKLOOP_EXPORTS_KEEP = 2
+    jobs = []
+    for fmt in ("coco", "masks", "coco"):
+        with django_capture_on_commit_callbacks(execute=False):
+            job = export_start(project=campaign.project, fmt=fmt)
+        export_dataset(job_id=job.pk, fmt=fmt)
+        jobs.append(Job.objects.get(pk=job.pk))
+    assert export_file(job=jobs[0]) is None  # the oldest file is gone ...
+    assert [export_file(job=j)[1] for j in jobs[1:]] == ["masks", "coco"]  # ... the newest two stay
+    assert "removed the files of 1 older export(s)" in jobs[2].log
+    client = APIClient()
+    client.force_login(users["lead"])
+    assert client.get(f"/api/jobs/{jobs[0].pk}/download/").status_code == 404
+    assert client.get(f"/api/jobs/{jobs[2].pk}/download/").status_code == 200
+
+
 def test_management_commands(campaign, settings, tmp_path):
     call_command("export_masks", str(tmp_path / "m.zip"), "--project", "Streets", "--no-images")
     with zipfile.ZipFile(tmp_path / "m.zip") as bundle:
