@@ -115,6 +115,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 *
 # largest upload or folder an import accepts.
 MASKLOOP_IMPORT_ROOTS = env_list("MASKLOOP_IMPORT_ROOTS", [str(VAR_DIR / "imports")])
 MASKLOOP_MAX_IMPORT_BYTES = env_int("MASKLOOP_MAX_IMPORT_BYTES", 20 * 1024**3)
+# Who may create projects: "everyone" (any logged-in user, who becomes the new
+# project's lead) or "permitted" (staff, and users given the annotator.add_project
+# permission, e.g. through a "project leads" group in the admin).
+MASKLOOP_PROJECT_CREATORS = env_str("MASKLOOP_PROJECT_CREATORS", "everyone")
+if MASKLOOP_PROJECT_CREATORS not in ("everyone", "permitted"):
+    raise ImproperlyConfigured(
+        f"MASKLOOP_PROJECT_CREATORS must be 'everyone' or 'permitted', not {MASKLOOP_PROJECT_CREATORS!r}")
 # Finished export files kept per project; older ones are deleted when a new export finishes.
 MASKLOOP_EXPORTS_KEEP = env_int("MASKLOOP_EXPORTS_KEEP", 5)
 # How long a query stays locked to the annotator who opened it.

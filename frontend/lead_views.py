@@ -31,8 +31,8 @@ from annotator.services.exports import export_file, export_start
 from annotator.services.images import image_import_start, image_set_split
 from annotator.services.jobs import job_cancel_request
 from annotator.services.projects import (
-    LOCKED_AFTER_START, ClassSpec, membership_remove, membership_set, project_create, project_set_classes,
-    project_update,
+    LOCKED_AFTER_START, ClassSpec, membership_remove, membership_set, project_create, project_may_create,
+    project_set_classes, project_update,
 )
 from annotator.services.rounds import job_retry, project_readiness, project_start, round_close
 from models_store.models import ModelVersion
@@ -75,6 +75,8 @@ def _back(request, project: Project, default: str = "project-dashboard"):
 
 @login_required
 def project_create_view(request: HttpRequest) -> HttpResponse:
+    if not project_may_create(request.user):
+        raise PermissionDenied("Only permitted users may create projects here: ask an administrator.")
     form = forms.ProjectCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -16,7 +16,7 @@ from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.filters import OrderingFilter
@@ -27,7 +27,7 @@ from models_store.models import ModelVersion
 
 from ..models import Annotation, Image, Job, Project, Query, Round, Suggestion
 from ..selectors import membership_list, project_ids_for_user, project_list_for_user, project_metrics
-from ..services.errors import Conflict, ServiceError
+from ..services.errors import Conflict, PermissionDenied, ServiceError
 from ..services.exports import export_file, export_model, export_start
 from ..services.images import image_import_start, image_set_split
 from ..services.jobs import job_cancel_request
@@ -51,11 +51,13 @@ class ServiceConflict(APIException):
 
 
 def call_service(function, **kwargs):
-    """Run a service and turn its refusal into a 400 (a 409 for stale state) with the service's sentence."""
+    """Run a service and turn its refusal into a 400 (409 for stale state, 403 for a forbidden one) with its sentence."""
     try:
         return function(**kwargs)
     except Conflict as exc:
         raise ServiceConflict(str(exc)) from exc
+    except PermissionDenied as exc:
+        raise exceptions.PermissionDenied(str(exc)) from exc
     except ServiceError as exc:
         raise ServiceRefused(str(exc)) from exc
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from ..models import LabelClass, Membership, Project
-from .errors import ServiceError
+from .errors import PermissionDenied, ServiceError
 
 DEFAULT_PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -99,9 +99,22 @@ def project_check_settings(project: Project) -> None:
 
 
 @transaction.atomic
+def project_may_create(user: AbstractBaseUser) -> bool:
+    """Whether ``user`` may create projects (``MASKLOOP_PROJECT_CREATORS``)."""
+    from django.conf import settings as django_settings
+
+    if django_settings.MASKLOOP_PROJECT_CREATORS == "everyone":
+        return bool(user.is_authenticated)
+    return bool(user.is_staff or user.has_perm("annotator.add_project"))
+
+
 def project_create(
     *, name: str, classes: Sequence[ClassSpec] = (), created_by: AbstractBaseUser | None = None, **settings
 ) -> Project:
+    """A new project; ``created_by`` (None for management commands) must be allowed to create one and leads it."""
+    if created_by is not None and not project_may_create(created_by):
+        raise PermissionDenied("You may not create projects here: ask an administrator "
+                               "(MASKLOOP_PROJECT_CREATORS=permitted).")
     name = name.strip()
     if not name:
         raise ServiceError("a project needs a name")

@@ -87,6 +87,20 @@ def test_any_user_creates_a_project_and_leads_it(users, as_user):
     assert list(project.classes.values_list("name", "hotkey")) == [("water", "1"), ("boat", "2")]
 
 
+def test_with_permitted_creators_only_staff_and_permission_holders_create_projects(users, as_user, settings):
+    from django.contrib.auth.models import Permission
+
+    settings.MASKLOOP_PROJECT_CREATORS = "permitted"
+    body = {"name": "Harbour", "classes": [{"index": 0, "name": "water", "color": "#0000ff", "hotkey": "1"}]}
+    refused = as_user("annotator").post("/api/projects/", body, format="json")
+    assert refused.status_code == 403 and "may not create projects" in refused.json()["detail"]
+    assert not Project.objects.filter(name="Harbour").exists()
+    assert as_user("admin").post("/api/projects/", body, format="json").status_code == 201
+    users["annotator"].user_permissions.add(Permission.objects.get(codename="add_project"))
+    body["name"] = "Harbour 2"
+    assert as_user("annotator").post("/api/projects/", body, format="json").status_code == 201
+
+
 def test_classes_read_by_members_replaced_by_leads(project, as_user):
     url = f"/api/projects/{project.pk}/classes/"
     assert [c["name"] for c in as_user("annotator").get(url).json()] == ["road", "car", "sky"]

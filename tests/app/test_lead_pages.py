@@ -60,6 +60,16 @@ def test_create_project_makes_the_user_its_lead(as_user, users):
     assert "exists already" in again.content.decode()
 
 
+def test_with_permitted_creators_the_create_page_is_forbidden_and_not_offered(as_user, users, project, settings):
+    settings.MASKLOOP_PROJECT_CREATORS = "permitted"
+    lead = as_user("lead")
+    assert lead.get(reverse("project-create")).status_code == 403
+    assert lead.post(reverse("project-create"), {"name": "Harbour", "classes": "water"}).status_code == 403
+    assert not Project.objects.filter(name="Harbour").exists()
+    assert "New project" not in lead.get(reverse("home")).content.decode()
+    assert "New project" in as_user("admin").get(reverse("home")).content.decode()
+
+
 def settings_post(project, **changes) -> dict:
     from frontend.forms import ProjectSettingsForm
 

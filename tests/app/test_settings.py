@@ -55,3 +55,9 @@ def test_production_urls_come_from_the_environment(tmp_path):
 def test_a_bad_boolean_is_an_error_not_a_guess(tmp_path):
     result = settings_in_subprocess({"DEBUG": "maybe", "MASKLOOP_VAR_DIR": str(tmp_path)}, "settings.DEBUG")
     assert result.returncode != 0 and "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_an_unknown_project_creation_policy_is_an_error(tmp_path):
+    result = settings_in_subprocess({"MASKLOOP_PROJECT_CREATORS": "anyone", "MASKLOOP_VAR_DIR": str(tmp_path)},
+                                    "settings.MASKLOOP_PROJECT_CREATORS")
+    assert result.returncode != 0 and "MASKLOOP_PROJECT_CREATORS must be 'everyone' or 'permitted'" in result.stderr
