@@ -60,7 +60,8 @@ def _started(project: Project) -> bool:
 
 
 def _render(request, template: str, project: Project | None, tab: str, **context) -> HttpResponse:
-    return render(request, f"frontend/lead/{template}", {"project": project, "tab": tab, **context})
+    return render(request, f"frontend/lead/{template}",
+                  {"project": project, "tab": tab, "can_create": project_may_create(request.user), **context})
 
 
 def _back(request, project: Project, default: str = "project-dashboard"):

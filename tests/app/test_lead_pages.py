@@ -67,6 +67,7 @@ def test_with_permitted_creators_the_create_page_is_forbidden_and_not_offered(as
     assert lead.post(reverse("project-create"), {"name": "Harbour", "classes": "water"}).status_code == 403
     assert not Project.objects.filter(name="Harbour").exists()
     assert "New project" not in lead.get(reverse("home")).content.decode()
+    assert "New project" not in lead.get(reverse("project-settings", args=[project.pk])).content.decode()
     assert "New project" in as_user("admin").get(reverse("home")).content.decode()
 
 
