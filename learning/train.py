@@ -202,7 +202,7 @@ class StepPlan:
 
 
 def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
-               plan: StepPlan | None = None) -> torch.optim.lr_scheduler.LRScheduler:
+               plan: StepPlan) -> torch.optim.lr_scheduler.LRScheduler:
     total = max(config.steps, 1)
     if config.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total + 1,
@@ -213,7 +213,7 @@ def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
         if config.schedule == "constant":
             return warm
         if config.schedule == "poly":
-            end = max(plan.total if plan is not None else total, 1)  # a shortened run decays to its own end
+            end = max(plan.total, 1)  # a shortened run decays to its own end
             return warm * (1.0 - min(step, end) / (end + 1)) ** 0.9
         raise ValueError(f"unknown schedule {config.schedule!r}")
 
