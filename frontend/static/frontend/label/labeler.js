@@ -5,7 +5,7 @@ import { ApiError, getPng, postJson } from "./api.js";
 import { MaskDocument } from "./document.js";
 import { decodePng } from "./png.js";
 import { OverlayRenderer, drawConfidence, drawRegion, drawSuperpixelEdges } from "./render.js";
-import { ActiveTimer, DismissedSuggestions, LocalBackup, Saver } from "./session.js";
+import { ActiveTimer, LocalBackup, Saver } from "./session.js";
 import { AcceptTool, BrushTool, FillTool, PolygonTool, SuperpixelTool } from "./tools.js";
 import { Viewport } from "./view.js";
 
@@ -112,11 +112,7 @@ class Labeler {
       photo.decode(),
     ]);
     const limit = region ? region.map((v) => (v === 255 ? 1 : 0)) : null;
-    // Keyed by user, like the backup below. Applied before the document exists: it is the starting state, not an edit.
-    this.dismissed = pending ? new DismissedSuggestions(`dismissed-${detail.id}-${detail.assignee}`, pending.slice()) : null;
-    if (this.dismissed) await this.dismissed.restore(labels, pending);
     this.doc = new MaskDocument({ width, height, labels, pending, limit });
-    if (this.dismissed) this.doc.onChange(() => this.dismissed.schedule(this.doc));
     this.renderer = new OverlayRenderer($("#overlay"), this.doc, this.classes.map((c) => c.color));
     this.renderer.renderAll();
     if (limit) drawRegion($("#region"), limit, width, height);
@@ -576,7 +572,6 @@ class Labeler {
       }
       const body = await this.saver.save({ submit: true });
       if (body === null) return;  // reloaded after a conflict: look before submitting again
-      if (this.dismissed) await this.dismissed.forget();
       this.updateCensus();
       await this.goNext();
     } catch (error) {
