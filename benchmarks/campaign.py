@@ -699,8 +699,12 @@ def render(config: CampaignConfig, data: CampaignData, arms: dict[str, Arm], rec
         "",
         f"- Command: `{info['command']}`",
         f"- Machine: {info['machine']}. Other engineers shared the 2 cores: timings are noisy.",
-        f"- Wall time {info['wall_seconds'] / 60:.0f} min, CPU time {info['cpu_seconds'] / 60:.0f} min "
-        f"(process, all threads). Date: {time.strftime('%Y-%m-%d %H:%M')}.",
+        (f"- Wall time {info['wall_seconds'] / 60:.0f} min" if not config.report_only else
+         f"- Rendered from finished campaigns (possibly run as parallel processes with different `--arms`): "
+         f"{sum(r.select_seconds + r.train_seconds + r.eval_seconds for r in records) / 60:.0f} min of "
+         "select + train + evaluate wall time summed over them")
+        + f", CPU time {info['cpu_seconds'] / 60:.0f} min (processes, all threads). "
+        f"Date: {time.strftime('%Y-%m-%d %H:%M')}.",
         f"- Data: {data.description}. Working size {config.size[0]}×{config.size[1]}: superpixels, labels and "
         "pixel budgets live there; mIoU is computed at the val labels' own resolution.",
         f"- Round 0 model: {info['base']} (round-0 dusk val mIoU {_pct(info['base_miou'])}). Model `{config.arch}` "
