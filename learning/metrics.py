@@ -35,6 +35,13 @@ class SegmentationMetrics:
         return cls(**data)
 
 
+def _flat_int64(values: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """A flat int64 CPU tensor; NumPy input is converted (copied) there, so read-only cached masks are fine."""
+    if isinstance(values, torch.Tensor):
+        return values.reshape(-1).to("cpu", torch.int64)
+    return torch.from_numpy(np.asarray(values).reshape(-1).astype(np.int64))
+
+
 class ConfusionMatrix:
     """Accumulates ``matrix[target, prediction]`` pixel counts; 255 in the target is skipped."""
 
@@ -45,8 +52,7 @@ class ConfusionMatrix:
 
     def update(self, pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray) -> None:
         """Add a batch: ``pred`` and ``target`` are class-id arrays of the same shape."""
-        pred = torch.as_tensor(pred).reshape(-1).to("cpu", torch.int64)
-        target = torch.as_tensor(target).reshape(-1).to("cpu", torch.int64)
+        pred, target = (_flat_int64(a) for a in (pred, target))
         if pred.shape != target.shape:
             raise ValueError(f"prediction has {pred.numel()} pixels, target {target.numel()}")
         labeled = target != self.ignore_index
