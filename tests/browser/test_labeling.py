@@ -40,6 +40,11 @@ def page_labels(page) -> np.ndarray:
     return np.array(values, np.uint8).reshape(page.evaluate("window.labeler.height"), -1)
 
 
+def page_pending(page) -> np.ndarray:
+    values = page.evaluate("Array.from(window.labeler.doc.pending)")
+    return np.array(values, np.uint8).reshape(page.evaluate("window.labeler.height"), -1)
+
+
 def client_point(page, x: float, y: float) -> tuple[float, float]:
     p = page.evaluate("([x, y]) => window.labeler.view.toClient(x, y)", [x, y])
     return p["x"], p["y"]
@@ -359,6 +364,41 @@ def test_accept_under_the_cursor_eraser_and_lasso(page, live_server, login, proj
     lasso = page_labels(page)[:40]
     assert lasso[12, 30] == CAR and lasso[10, 100] == VOID and lasso[38, 5] == VOID
     assert set(np.unique(lasso)) == {CAR, VOID} and (lasso == CAR).sum() > 300
+
+
+def test_an_erased_suggestion_stays_erased_after_a_reload(page, live_server, login, project, whole_image_query):
+    login(page, "annotator", "pw-annotator")
+    open_next(page, live_server, project)
+    page.keyboard.press("1")
+    drag(page, [(10, 10), (40, 10)])  # some confirmed road in the upper half, so there is a draft to keep
+    page.keyboard.press("e")
+    drag(page, [(20, 70), (100, 70)])  # the road suggestion there was wrong
+    pending, labels = page_pending(page), page_labels(page)
+    lower = pending[H // 2:]
+    assert (lower == VOID).any() and (lower == ROAD).any()  # part of the suggestion erased, the rest waits
+    page.keyboard.press("Control+s")
+    wait_saved(page)
+    page.wait_for_function("async () => !!(await window.labeler.dismissed.store.get())", timeout=10000)
+
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']", timeout=30000)
+    assert (page_labels(page) == labels).all()
+    assert (page_pending(page) == pending).all()  # the erased stretch did not come back
+
+    key = page.evaluate("`dismissed-${window.labeler.detail.id}-${window.labeler.detail.assignee}`")
+    page.keyboard.press("Shift+A")  # accept what is left, submit: the erasure is forgotten with the query
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#dialog[open]")  # the erased stretch and the upper half stay empty
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/projects/{project.pk}/queue/**", timeout=15000)
+    stored = page.evaluate("""(key) => new Promise((resolve) => {
+        const open = indexedDB.open("maskloop-labeling", 1);
+        open.onsuccess = () => {
+            const request = open.result.transaction("drafts").objectStore("drafts").get(key);
+            request.onsuccess = () => resolve(request.result === undefined ? null : request.result);
+        };
+    })""", key)
+    assert stored is None
 
 
 def test_hand_back_keeps_the_draft_and_frees_the_query(page, live_server, login, project, whole_image_query):

@@ -5,7 +5,7 @@ import { ApiError, getPng, postJson } from "./api.js";
 import { MaskDocument } from "./document.js";
 import { decodePng } from "./png.js";
 import { OverlayRenderer, drawConfidence, drawRegion, drawSuperpixelEdges } from "./render.js";
-import { ActiveTimer, LocalBackup, Saver } from "./session.js";
+import { ActiveTimer, DismissedSuggestions, LocalBackup, Saver } from "./session.js";
 import { AcceptTool, BrushTool, FillTool, PolygonTool, SuperpixelTool } from "./tools.js";
 import { Viewport } from "./view.js";
 
@@ -112,7 +112,11 @@ class Labeler {
       photo.decode(),
     ]);
     const limit = region ? region.map((v) => (v === 255 ? 1 : 0)) : null;
+    // Keyed by user, like the backup below. Applied before the document exists: it is the starting state, not an edit.
+    this.dismissed = pending ? new DismissedSuggestions(`dismissed-${detail.id}-${detail.assignee}`, pending.slice()) : null;
+    if (this.dismissed) await this.dismissed.restore(labels, pending);
     this.doc = new MaskDocument({ width, height, labels, pending, limit });
+    if (this.dismissed) this.doc.onChange(() => this.dismissed.schedule(this.doc));
     this.renderer = new OverlayRenderer($("#overlay"), this.doc, this.classes.map((c) => c.color));
     this.renderer.renderAll();
     if (limit) drawRegion($("#region"), limit, width, height);
@@ -470,9 +474,14 @@ class Labeler {
       postJson(this.detail.urls.claim).catch((error) => { if (error.status === 409) this.blocked(error); });
     }, 30_000);
     document.addEventListener("visibilitychange", () => {
-      if (document.visibilityState === "hidden" && this.saver.dirty) this.saver.save().catch(() => {});
+      if (document.visibilityState !== "hidden") return;
+      if (this.dismissed) this.dismissed.flush();
+      if (this.saver.dirty) this.saver.save().catch(() => {});
     });
-    window.addEventListener("pagehide", () => this.saver.flushOnExit());
+    window.addEventListener("pagehide", () => {
+      if (this.dismissed) this.dismissed.flush();
+      this.saver.flushOnExit();
+    });
     window.addEventListener("beforeunload", (event) => {
       if (this.saver.dirty && !this.leaving) {
         this.saver.backUp();
@@ -537,6 +546,7 @@ class Labeler {
 
   async saveNow() {
     try {
+      if (this.dismissed) await this.dismissed.flush();
       const body = await this.saver.save();
       if (body === null && !this.saver.dirty) this.showSaveStatus("saved", "Saved");
       this.flush();
@@ -572,6 +582,7 @@ class Labeler {
       }
       const body = await this.saver.save({ submit: true });
       if (body === null) return;  // reloaded after a conflict: look before submitting again
+      if (this.dismissed) await this.dismissed.forget();
       this.updateCensus();
       await this.goNext();
     } catch (error) {

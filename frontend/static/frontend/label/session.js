@@ -2,7 +2,7 @@
 // copy of unsaved work in this browser (IndexedDB) that survives a crash, a
 // closed tab or a lost network.
 import { postPng, getPng } from "./api.js";
-import { mergeMasks } from "./algorithms.js";
+import { UNLABELED, mergeMasks } from "./algorithms.js";
 import { encodeIndexPng } from "./png.js";
 
 /** Seconds of *active* work: the tab visible and some input within the last ``idleMs``. */
@@ -69,6 +69,72 @@ export class LocalBackup {
   put(record) { return this._run("readwrite", (store) => store.put({ ...record, savedAt: Date.now() }, this.key)); }
   get() { return this._run("readonly", (store) => store.get(this.key)); }
   clear() { return this._run("readwrite", (store) => store.delete(this.key)); }
+}
+
+/**
+ * Where the annotator erased the model's suggestion, kept in this browser.
+ *
+ * Saved versions hold only confirmed labels, so without this a reload would
+ * bring back, hatched, every suggestion the annotator had wiped as wrong. The
+ * pixels are stored as run lengths (alternating kept / dismissed) and applied
+ * to the suggestion before the document is built; they are forgotten when the
+ * query is submitted. Another browser still shows the suggestion there.
+ */
+export class DismissedSuggestions {
+  constructor(key, suggestion) {
+    this.store = new LocalBackup(key);
+    this.suggestion = suggestion;  // the model's suggestion as loaded (255 = none)
+    this.timer = null;
+  }
+
+  /** Clear ``pending`` where a stored dismissal lies on a pixel with no label; returns how many. */
+  async restore(labels, pending) {
+    const record = await this.store.get();
+    if (!record || record.size !== pending.length) return 0;
+    let i = 0, cleared = 0;
+    record.runs.forEach((run, k) => {
+      if (k % 2 === 1) {
+        for (let j = i; j < i + run; j++) {
+          if ((!labels || labels[j] === UNLABELED) && pending[j] !== UNLABELED) { pending[j] = UNLABELED; cleared++; }
+        }
+      }
+      i += run;
+    });
+    return cleared;
+  }
+
+  /** Record the document's dismissals shortly after the last change (one pass over the image). */
+  schedule(doc) {
+    this.doc = doc;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.flush(), 500);
+  }
+
+  /**
+   * Record them now: before a save, when the tab is hidden or the page goes away. A write the debounce
+   * started mid-stroke holds only part of the erasure; IndexedDB runs writes to one store in order, so
+   * this one, the latest, wins.
+   */
+  flush() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    return this.doc ? this.save(this.doc) : Promise.resolve(null);
+  }
+
+  save(doc) {
+    const { suggestion } = this, { labels, pending } = doc;
+    const runs = [];
+    let state = false, run = 0;
+    for (let i = 0; i < suggestion.length; i++) {
+      const dismissed = suggestion[i] !== UNLABELED && pending[i] === UNLABELED && labels[i] === UNLABELED;
+      if (dismissed !== state) { runs.push(run); run = 0; state = dismissed; }
+      run++;
+    }
+    runs.push(run);
+    return runs.length > 1 ? this.store.put({ size: suggestion.length, runs: Uint32Array.from(runs) }) : this.store.clear();
+  }
+
+  forget() { clearTimeout(this.timer); return this.store.clear(); }
 }
 
 /**
