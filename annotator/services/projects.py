@@ -98,7 +98,6 @@ def project_check_settings(project: Project) -> None:
             )
 
 
-@transaction.atomic
 def project_may_create(user: AbstractBaseUser) -> bool:
     """Whether ``user`` may create projects (``MASKLOOP_PROJECT_CREATORS``)."""
     from django.conf import settings as django_settings
@@ -108,6 +107,7 @@ def project_may_create(user: AbstractBaseUser) -> bool:
     return bool(user.is_staff or user.has_perm("annotator.add_project"))
 
 
+@transaction.atomic
 def project_create(
     *, name: str, classes: Sequence[ClassSpec] = (), created_by: AbstractBaseUser | None = None, **settings
 ) -> Project:

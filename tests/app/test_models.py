@@ -56,6 +56,12 @@ def test_project_creator_becomes_lead(users):
         project_create(name="P")
 
 
+def test_a_refused_class_list_leaves_no_half_created_project(users):
+    with pytest.raises(ServiceError, match="0..N-1"):
+        project_create(name="Half", classes=[ClassSpec(0, "road", "#808080"), ClassSpec(2, "car", "#ff0000")], created_by=users["lead"])
+    assert not Project.objects.filter(name="Half").exists()
+
+
 def test_round_numbers_are_unique_and_states_only_move_forward(project):
     round_ = make_round(project, number=0, state=Round.State.TRAINING)
     with pytest.raises(IntegrityError), transaction.atomic():
