@@ -118,11 +118,11 @@ export class DismissedSuggestions {
   flush() {
     clearTimeout(this.timer);
     this.timer = null;
-    return this.doc ? this.save(this.doc) : Promise.resolve(null);
+    return this.doc ? this.save() : Promise.resolve(null);
   }
 
-  save(doc) {
-    const { suggestion } = this, { labels, pending } = doc;
+  save() {
+    const { suggestion } = this, { labels, pending } = this.doc;
     const runs = [];
     let state = false, run = 0;
     for (let i = 0; i < suggestion.length; i++) {
@@ -134,7 +134,12 @@ export class DismissedSuggestions {
     return runs.length > 1 ? this.store.put({ size: suggestion.length, runs: Uint32Array.from(runs) }) : this.store.clear();
   }
 
-  forget() { clearTimeout(this.timer); return this.store.clear(); }
+  /** The query is submitted: drop the record, and let no later flush (the page leaving) write it again. */
+  forget() {
+    clearTimeout(this.timer);
+    this.doc = null;
+    return this.store.clear();
+  }
 }
 
 /**
