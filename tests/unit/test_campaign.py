@@ -5,11 +5,17 @@ import numpy as np
 import pytest
 
 from benchmarks.campaign import (
+    PNG,
+    CampaignConfig,
+    RoundRecord,
+    default_arms,
+    headroom_verdicts,
     miou_at,
     oracle_labels,
     quick_config,
     run_campaign,
     synthetic_data,
+    with_regime_outputs,
 )
 from learning.selection import Budget, PoolItem, PoolScore, select_queries
 
@@ -65,3 +71,34 @@ def test_dominant_oracle_gives_each_queried_superpixel_its_majority_class():
         inside = regions == rid
         assert len(np.unique(answer[inside])) == 1
         assert answer[inside][0] == np.bincount(gt[inside]).argmax()
+
+
+def _records(arm: str, mious: list[float], percent_per_round: float) -> list[RoundRecord]:
+    return [RoundRecord(arm, 0, n, 0, n * percent_per_round, miou) for n, miou in enumerate(mious)]
+
+
+def test_headroom_says_when_plus_three_over_random_would_mean_beating_full_supervision():
+    arms = default_arms(1.0, 1)
+    records = (_records("full", [0.30, 0.42, 0.44], 100.0) + _records("random_region", [0.30, 0.40, 0.42], 1.0)
+               + _records("adaptive", [0.30, 0.41, 0.43], 1.0) + _records("region_diversity", [0.30, 0.402, 0.424], 1.0))
+    headroom, closed = headroom_verdicts(records, {n: arms[n] for n in ("random_region", "adaptive", "region_diversity")})
+    assert "+2.0, +2.0" in headroom and "only possible by beating full supervision" in headroom
+    # adaptive gains +1.0 of a 2.0 headroom (50 %), diversity-heavy +0.3 (15 %): best first.
+    assert closed.index("adaptive w (default) 50 % (+1.0 mIoU)") < closed.index("diversity-heavy (w=0) 15 % (+0.3 mIoU)")
+
+
+def test_headroom_at_a_low_budget_leaves_room_for_plus_three():
+    arms = default_arms(0.2, 1)
+    records = _records("full", [0.30, 0.42], 100.0) + _records("random_region", [0.30, 0.35], 0.2)
+    (headroom,) = headroom_verdicts(records, {"random_region": arms["random_region"]})
+    assert "+7.0" in headroom and "within that headroom" in headroom
+    assert headroom_verdicts(_records("random_region", [0.3, 0.35], 0.2), arms) == []  # no reference: no verdict
+
+
+def test_another_budget_regime_writes_its_own_docs_section_and_plot():
+    default = with_regime_outputs(CampaignConfig())
+    assert (default.section, default.png) == ("campaign", str(PNG))
+    low = with_regime_outputs(CampaignConfig(region_percent=0.2))
+    assert low.section == "campaign-0_2pct" and low.png == str(PNG.with_name("campaign-0_2pct.png"))
+    clicks = with_regime_outputs(CampaignConfig(oracle="dominant", steps_per_round=80))
+    assert clicks.section == "campaign-dominant-80steps"
