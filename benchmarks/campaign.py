@@ -551,6 +551,12 @@ def _curve(records: list[RoundRecord], arm: str) -> tuple[np.ndarray, np.ndarray
     return np.asarray(xs), np.asarray(ys), np.asarray(sd)
 
 
+def _round_means(records: list[RoundRecord], arm: str) -> dict[int, float]:
+    """Mean mIoU over seeds of each round after round 0."""
+    rounds = sorted({r.round for r in records if r.arm == arm and r.round > 0})
+    return {n: float(np.mean([r.miou for r in records if r.arm == arm and r.round == n])) for n in rounds}
+
+
 def miou_at(records: list[RoundRecord], arm: str, percent: float) -> float | None:
     """Mean mIoU of ``arm`` at ``percent`` labeled, linearly interpolated between rounds (None past the end)."""
     xs, ys, _ = _curve(records, arm)
@@ -593,6 +599,16 @@ def plot(records: list[RoundRecord], arms: dict[str, Arm], path: Path, title: st
     if full:
         ax.axhline(100 * np.mean(full), color="black", lw=1.2, label=f"full dusk supervision ({100 * np.mean(full):.1f})")
         ax.axhline(90 * np.mean(full), color="black", lw=0.8, ls=":", label="90 % of full supervision")
+        # The same reference round by round, drawn where the region arms stand after as many rounds: the
+        # ceiling each round's selection works under (every arm trains the same steps per round).
+        per_round = _round_means(records, "full")
+        region_x = {n: float(np.mean([r.labeled_percent for r in records if r.round == n and r.arm in arms
+                                      and arms[r.arm].unit == "region"])) for n in per_round
+                    if any(r.round == n and r.arm in arms and arms[r.arm].unit == "region" for r in records)}
+        if region_x:
+            rounds = sorted(region_x)
+            ax.plot([region_x[n] for n in rounds], [100 * per_round[n] for n in rounds], color="black", lw=0.9,
+                    ls="--", marker="x", ms=4, label="full dusk supervision after as many rounds")
     if max((r.labeled_percent for r in records if r.arm != "full"), default=0.0) > 2.5:
         ax.axvline(5.0, color="grey", lw=0.6, ls=":")  # the 5 % target budget
     ax.set_xlabel("% of dusk pool pixels labeled")
@@ -604,11 +620,6 @@ def plot(records: list[RoundRecord], arms: dict[str, Arm], path: Path, title: st
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
-
-
-def _round_means(records: list[RoundRecord], arm: str) -> dict[int, float]:
-    rounds = sorted({r.round for r in records if r.arm == arm and r.round > 0})
-    return {n: float(np.mean([r.miou for r in records if r.arm == arm and r.round == n])) for n in rounds}
 
 
 def headroom_verdicts(records: list[RoundRecord], arms: dict[str, Arm]) -> list[str]:
@@ -798,10 +809,11 @@ def render(config: CampaignConfig, data: CampaignData, arms: dict[str, Arm], rec
         "thinned at random to the dusk labels' density, so dusk pixels weigh about half the loss whether they "
         "come as whole images or as scattered regions (RIPU averages the two losses separately) → evaluate.",
         f"- Region arms: SLIC superpixels ({'about 150' if config.segments is None else config.segments} per image), "
-        f"{config.region_percent:g} % of the pool's pixels per round, respected to the pixel. Image arms: "
-        f"{config.images_per_round} whole image(s) per round"
-        + (f" for {config.image_rounds} rounds" if config.image_rounds else "")
-        + f". {config.rounds} rounds, {config.seeds} seed(s) planned (seed = selection randomness and training "
+        f"{config.region_percent:g} % of the pool's pixels per round, respected to the pixel."
+        + ((f" Image arms: {config.images_per_round} whole image(s) per round"
+            + (f" for {config.image_rounds} rounds" if config.image_rounds else "") + ".")
+           if any(arm.unit == "image" for arm in arms.values()) else "")
+        + f" {config.rounds} rounds, {config.seeds} seed(s) planned (seed = selection randomness and training "
         "order; the round-0 model is shared). Cells: mean ± std mIoU (%) @ mean % of pool pixels labeled.",
         f"- Uncertainty: {config.measure}; score_pool on the pool each round (one batched no-grad pass).",
         weight_line,
@@ -874,7 +886,7 @@ def run_campaign(config: CampaignConfig, *, data: CampaignData | None = None,
         """Table, plot and docs from what has finished so far: a stopped run still leaves real numbers."""
         info["wall_seconds"] = time.perf_counter() - wall
         info["cpu_seconds"] = time.process_time() - cpu + resumed  # resumed campaigns count their recorded CPU
-        title = ("Synthetic smoke run" if config.quick else "CamVid day→dusk") + \
+        title = ("Synthetic smoke run" if config.quick else f"CamVid day→dusk{regime_title(config)}") + \
             ": mIoU vs labeled pixels (mean ± std over seeds)"
         plot(records, arms, Path(config.png), title)
         markdown = render(config, data, arms, records, info)
