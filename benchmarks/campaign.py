@@ -127,7 +127,7 @@ class CampaignConfig:
     oracle: str = "exact"  # "exact" | "dominant"
     measure: str = "entropy"
     target_precision: float = 0.95
-    full_reference: bool = True
+    references: tuple[str, ...] = ("full", "frames_only")  # see REFERENCES
     threads: int = 2
     work: str = str(WORK / "full")
     records: str | None = str(RECORDS)  # finished campaigns (JSON lines); None = work/records.jsonl
@@ -380,7 +380,7 @@ def oracle_labels(query, gt: np.ndarray, regions: np.ndarray, mode: str) -> np.n
 
 
 def _training_samples(config: CampaignConfig, data: CampaignData, labels: dict[str, np.ndarray],
-                      rng: np.random.Generator) -> list:
+                      rng: np.random.Generator, *, unlabeled_frames: bool = False) -> list:
     """Day frames plus the dusk labels so far, balanced so dusk pixels make ~``target_share`` of the loss.
 
     The learning core averages one cross-entropy over every labeled pixel of
@@ -391,12 +391,14 @@ def _training_samples(config: CampaignConfig, data: CampaignData, labels: dict[s
     and target losses separately; here the day masks are thinned at random
     (fresh each round) to the dusk samples' labeled density, and dusk frames
     are repeated to ``target_share`` of the frames, which gives the same
-    balance without touching the training loop.
+    balance without touching the training loop. ``unlabeled_frames``: dusk
+    frames without any label are kept too (they reach BatchNorm, not the loss).
     """
     from learning.data import CACHE, Sample
 
     share = config.target_share
-    target = [Sample(image=data.pool_images[k], mask=m, key=k) for k, m in labels.items() if (m != 255).any()]
+    target = [Sample(image=data.pool_images[k], mask=m, key=k) for k, m in labels.items()
+              if unlabeled_frames or (m != 255).any()]
     if not target or share <= 0:
         return list(data.source)
     target_density = float(np.mean([(s.mask != 255).mean() for s in target]))
@@ -406,7 +408,8 @@ def _training_samples(config: CampaignConfig, data: CampaignData, labels: dict[s
             else sample.mask
         valid = mask != 255
         keep = min(1.0, target_density / max(valid.mean(), 1e-6))
-        if keep < 1.0:
+        # keep == 0: no dusk label at all (frames-only reference), nothing to balance: day masks stay whole.
+        if 0.0 < keep < 1.0:
             mask = np.where(valid & (rng.random(mask.shape) < keep), mask, 255).astype(np.uint8)
         source.append(Sample(image=sample.image, mask=mask, key=sample.key))
     repeats = max(1, round(share / (1 - share) * len(source) / len(target))) if share < 1 else 1
@@ -497,29 +500,51 @@ def run_arm(config: CampaignConfig, data: CampaignData, arm: Arm, seed: int, bas
     return records
 
 
-def run_full_reference(config: CampaignConfig, data: CampaignData, seed: int, base: dict, base_eval: Evaluation,
-                       log: Callable[[str], None]) -> list[RoundRecord]:
-    """Every pool pixel labeled from round 1, same rounds and steps: the full dusk supervision reference."""
+@dataclass(frozen=True)
+class Reference:
+    """A campaign without selection, same rounds and steps as the arms: the bounds they are read against."""
+
+    label: str
+    budget: str
+    labeled: bool  # every pool pixel labeled (True) or none (False: the frames still reach BatchNorm)
+
+
+REFERENCES = {
+    "full": Reference("full dusk supervision (reference)", "all pool pixels", True),
+    "frames_only": Reference("dusk frames, no dusk labels (reference)", "no labels; frames in every batch", False),
+}
+
+
+def run_reference(config: CampaignConfig, data: CampaignData, name: str, seed: int, base: dict,
+                  base_eval: Evaluation, log: Callable[[str], None]) -> list[RoundRecord]:
+    """Train a reference from round 0's model: every pool pixel labeled, or the pool's frames with no label.
+
+    The frames-only reference tells how much of an arm's gain comes from its
+    dusk frames merely passing through the network (BatchNorm statistics
+    follow the batch) rather than from what the annotator labeled in them.
+    """
     from learning.train import train
 
-    labels = {k: data.pool_gt[k] for k in data.pool_keys}
+    reference = REFERENCES[name]
+    labels = {k: data.pool_gt[k] if reference.labeled else np.full_like(data.pool_gt[k], 255) for k in data.pool_keys}
     total = sum(m.size for m in labels.values())
-    records = [RoundRecord("full", seed, 0, 0, 0.0, base_eval.miou, per_class_iou=base_eval.per_class_iou)]
+    labeled = total if reference.labeled else 0
+    records = [RoundRecord(name, seed, 0, 0, 0.0, base_eval.miou, per_class_iou=base_eval.per_class_iou)]
     state = base
     for r in range(config.rounds):
         cpu_started = time.process_time()
         started = time.perf_counter()
+        samples = _training_samples(config, data, labels, np.random.default_rng([seed, r, 7]),
+                                    unlabeled_frames=not reference.labeled)
         result = train(_train_config(config, data.num_classes, steps=config.steps_per_round, lr=config.lr,
-                                     seed=seed * 1000 + r, base=False),
-                       labeled=_training_samples(config, data, labels, np.random.default_rng([seed, r, 7])),
-                       init_state=state)
+                                     seed=seed * 1000 + r, base=False), labeled=samples, init_state=state)
         state = result.state_dict
         train_seconds = time.perf_counter() - started
         evaluation = evaluate_val(config, data, _model(config, data.num_classes, state))
-        records.append(RoundRecord("full", seed, r + 1, total, 100.0, evaluation.miou, train_seconds=train_seconds,
-                                   cpu_seconds=time.process_time() - cpu_started,
+        records.append(RoundRecord(name, seed, r + 1, labeled, 100.0 * labeled / total, evaluation.miou,
+                                   train_seconds=train_seconds, cpu_seconds=time.process_time() - cpu_started,
                                    per_class_iou=evaluation.per_class_iou))
-        log(f"full supervision seed {seed} round {r + 1}: mIoU {100 * evaluation.miou:.1f}")
+        log(f"{reference.label} seed {seed} round {r + 1}: mIoU {100 * evaluation.miou:.1f}")
     return records
 
 
@@ -560,6 +585,11 @@ def _curve(records: list[RoundRecord], arm: str) -> tuple[np.ndarray, np.ndarray
         ys.append(np.mean([r.miou for r in here]))
         sd.append(np.std([r.miou for r in here]))
     return np.asarray(xs), np.asarray(ys), np.asarray(sd)
+
+
+def _round0(records: list[RoundRecord]) -> float:
+    """Round 0's mIoU: the shared starting model of every arm."""
+    return float(np.mean([r.miou for r in records if r.round == 0]))
 
 
 def _round_means(records: list[RoundRecord], arm: str) -> dict[int, float]:
@@ -610,17 +640,18 @@ def plot(records: list[RoundRecord], arms: dict[str, Arm], path: Path, title: st
     if full:
         ax.axhline(100 * np.mean(full), color="black", lw=1.2, label=f"full dusk supervision ({100 * np.mean(full):.1f})")
         ax.axhline(90 * np.mean(full), color="black", lw=0.8, ls=":", label="90 % of full supervision")
-        # The same reference round by round, drawn where the region arms stand after as many rounds: the
-        # ceiling each round's selection works under (every arm trains the same steps per round).
-        per_round = _round_means(records, "full")
-        region_x = {n: float(np.mean([r.labeled_percent for r in records if r.round == n and r.arm in arms
-                                      and arms[r.arm].unit == "region"])) for n in per_round
-                    if any(r.round == n and r.arm in arms and arms[r.arm].unit == "region" for r in records)}
-        if region_x:
-            rounds = sorted(region_x)
+    # The references round by round, drawn where the region arms stand after as many rounds: the ceiling and
+    # the no-label floor each round's selection works between (every arm trains the same steps per round).
+    region_x = {n: float(np.mean([r.labeled_percent for r in records if r.round == n and r.arm in arms
+                                  and arms[r.arm].unit == "region"]))
+                for n in sorted({r.round for r in records if r.arm in arms and arms[r.arm].unit == "region"})}
+    for name, style, text in (("full", "--", "full dusk supervision"), ("frames_only", "-.", "dusk frames, no labels")):
+        per_round = {0: _round0(records), **_round_means(records, name)}
+        rounds = [n for n in sorted(per_round) if n in region_x]
+        if len(rounds) > 1:
             ax.plot([region_x[n] for n in rounds], [100 * per_round[n] for n in rounds], color="black", lw=0.9,
-                    ls="--", marker="x", ms=4, label="full dusk supervision after as many rounds")
-    if max((r.labeled_percent for r in records if r.arm != "full"), default=0.0) > 2.5:
+                    ls=style, marker="x", ms=4, label=f"{text} after as many rounds")
+    if max((r.labeled_percent for r in records if r.arm in arms), default=0.0) > 2.5:
         ax.axvline(5.0, color="grey", lw=0.6, ls=":")  # the 5 % target budget
     ax.set_xlabel("% of dusk pool pixels labeled")
     ax.set_ylabel("mIoU on dusk val (%)")
@@ -653,6 +684,16 @@ def headroom_verdicts(records: list[RoundRecord], arms: dict[str, Arm]) -> list[
         + ("is only possible by beating full supervision at these budgets." if np.mean(gaps) < 0.03
            else "is within that headroom.")
     ]
+    frames = _round_means(records, "frames_only")
+    if set(rounds) <= set(frames):
+        start = _round0(records)
+        from_frames = [(frames[n] - start) / max(1e-9, full[n] - start) for n in rounds]
+        lines.append(
+            "Dusk frames without any label (same rounds and steps; they only pass through BatchNorm) reach "
+            + ", ".join(f"{100 * frames[n]:.1f}" for n in rounds) + f" from round 0's {100 * start:.1f}: "
+            f"{100 * np.mean(from_frames):.0f} % of the rise to full supervision needs no label at all; random "
+            "regions' labels add " + ", ".join(f"{100 * (rand[n] - frames[n]):+.1f}" for n in rounds)
+            + " over the frames alone.")
     closed = []
     for name, arm in arms.items():
         mine = _round_means(records, name)
@@ -711,7 +752,8 @@ def render(config: CampaignConfig, data: CampaignData, arms: dict[str, Arm], rec
     rounds = range(config.rounds + 1)
     header = ["arm", "unit / budget per round", "seeds"] + [f"round {n}" for n in rounds]
     rows = []
-    for name, arm in list(arms.items()) + ([("full", None)] if any(r.arm == "full" for r in records) else []):
+    present = [(n, None) for n in REFERENCES if any(r.arm == n for r in records)]
+    for name, arm in list(arms.items()) + present:
         cells = []
         for n in rounds:
             here = [r for r in records if r.arm == name and r.round == n]
@@ -721,11 +763,11 @@ def render(config: CampaignConfig, data: CampaignData, arms: dict[str, Arm], rec
             mean, std = np.mean([r.miou for r in here]), np.std([r.miou for r in here])
             pct = np.mean([r.labeled_percent for r in here])
             cells.append(f"{100 * mean:.1f} ± {100 * std:.1f} @ {pct:.1f}%")
-        budget = "all pool pixels" if arm is None else (
+        budget = REFERENCES[name].budget if arm is None else (
             f"{arm.unit}, {arm.budget_amount:g} {arm.budget_unit}" if arm.budget_unit != "percent"
             else f"{arm.unit}, {arm.budget_amount:g} % of pixels")
         seeds = len({r.seed for r in records if r.arm == name})
-        rows.append([arm.label if arm else "full dusk supervision (reference)", budget, seeds, *cells])
+        rows.append([arm.label if arm else REFERENCES[name].label, budget, seeds, *cells])
     table = report.markdown_table(header, rows)
 
     sug_rows = []
@@ -909,16 +951,15 @@ def run_campaign(config: CampaignConfig, *, data: CampaignData | None = None,
 
     with tempfile.TemporaryDirectory(dir=work) as cache_root:
         for seed in range(config.seeds):
-            # The reference is needed for the main verdict: first in seed 0, last in later seeds.
-            jobs = (["full"] if config.full_reference else []) + list(run_order)
-            if seed > 0 and config.full_reference:
-                jobs = jobs[1:] + ["full"]
+            # The references are needed for the main verdicts: first in seed 0, last in later seeds.
+            references = [n for n in config.references if n in REFERENCES]
+            jobs = references + list(run_order) if seed == 0 else list(run_order) + references
             for name in jobs:
                 if config.report_only and (name, seed) not in done:
                     continue
-                if name == "full":
-                    records += done.get(("full", seed)) or _save(
-                        results_path, key, run_full_reference(config, data, seed, base, base_eval, log))
+                if name in REFERENCES:
+                    records += done.get((name, seed)) or _save(
+                        results_path, key, run_reference(config, data, name, seed, base, base_eval, log))
                 else:
                     records += done.get((name, seed)) or _save(
                         results_path, key, run_arm(config, data, arms[name], seed, base, base_eval,
@@ -939,9 +980,9 @@ def _state_fingerprint(state: dict) -> str:
 
 
 def _config_key(config: CampaignConfig, base_id: str) -> str:
-    keep = {k: v for k, v in asdict(config).items() if k not in ("seeds", "arms", "work", "write_docs", "png",
-                                                                  "section", "records", "throughput", "threads", "full_reference", "base",
-                                                                  "report_only")}
+    ignored = ("seeds", "arms", "work", "write_docs", "png", "section", "records", "throughput", "threads",
+               "references", "base", "report_only")  # what to run and where to write, not what a run measures
+    keep = {k: v for k, v in asdict(config).items() if k not in ignored}
     return json.dumps({**keep, "base_weights": base_id}, sort_keys=True)
 
 
@@ -980,6 +1021,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--no-throughput", action="store_true")
     parser.add_argument("--no-full", action="store_true", help="skip the full dusk supervision reference")
+    parser.add_argument("--no-frames-only", action="store_true",
+                        help="skip the reference that trains on the dusk frames without any label")
     parser.add_argument("--work", help="folder for the cached base and report (default var/bench/campaign/…)")
     parser.add_argument("--records", help="finished campaigns, JSON lines (default benchmarks/results/campaign.jsonl, "
                                           "tracked; point experiments elsewhere)")
@@ -997,8 +1040,9 @@ def main(argv: list[str] | None = None) -> int:
         overrides["throughput"] = False
     if args.report_only:
         overrides.update(report_only=True, throughput=False)
-    if args.no_full:
-        overrides["full_reference"] = False
+    references = tuple(n for n, skip in (("full", args.no_full), ("frames_only", args.no_frames_only)) if not skip)
+    if references != CampaignConfig.references:
+        overrides["references"] = references
     if args.work:
         overrides["work"] = args.work
     if args.records:

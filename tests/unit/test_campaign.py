@@ -6,6 +6,7 @@ import pytest
 
 from benchmarks.campaign import (
     PNG,
+    _training_samples,
     CampaignConfig,
     RoundRecord,
     default_arms,
@@ -33,7 +34,7 @@ def test_two_round_campaign_runs_end_to_end(tiny_config, tmp_path):
     messages = []
     records, markdown = run_campaign(tiny_config, log=messages.append)
 
-    arms = {"random_region", "adaptive", "entropy_diversity_image", "full"}
+    arms = {"random_region", "adaptive", "entropy_diversity_image", "full", "frames_only"}
     assert {r.arm for r in records} == arms
     for arm in arms:
         rounds = sorted(r.round for r in records if r.arm == arm)
@@ -47,7 +48,9 @@ def test_two_round_campaign_runs_end_to_end(tiny_config, tmp_path):
             assert r.labeled_pixels <= r.round * int(0.03 * total)  # 3 % per round, never more
             assert r.regions > 0
             assert r.suggestion_coverage is not None
+    assert all(r.labeled_pixels == 0 for r in records if r.arm == "frames_only")
     assert (tmp_path / "campaign.png").stat().st_size > 1000
+    assert "| dusk frames, no dusk labels (reference) |" in markdown
     assert "| ours: region, adaptive w (default) |" in markdown and "Scoring throughput" in markdown
     assert miou_at(records, "adaptive", 0.0) == pytest.approx(next(r.miou for r in records if r.arm == "adaptive"))
 
@@ -102,3 +105,25 @@ def test_another_budget_regime_writes_its_own_docs_section_and_plot():
     assert low.section == "campaign-0_2pct" and low.png == str(PNG.with_name("campaign-0_2pct.png"))
     clicks = with_regime_outputs(CampaignConfig(oracle="dominant", steps_per_round=80))
     assert clicks.section == "campaign-dominant-80steps"
+
+
+def test_the_frames_only_reference_trains_on_whole_day_masks_and_unlabeled_dusk_frames():
+    config = quick_config(size=(48, 64), segments=20)
+    data = synthetic_data(config, pool=3, val=1, source=4)
+    void = {k: np.full_like(data.pool_gt[k], 255) for k in data.pool_keys}
+    samples = _training_samples(config, data, void, np.random.default_rng(0), unlabeled_frames=True)
+    dusk = [s for s in samples if s.key in data.pool_keys]
+    day = [s for s in samples if s.key not in data.pool_keys]
+    assert {s.key for s in dusk} == set(data.pool_keys) and all((s.mask == 255).all() for s in dusk)
+    assert all(np.array_equal(s.mask, src.mask) for s, src in zip(day, data.source))  # not thinned to nothing
+    assert abs(len(dusk) - len(day)) <= len(data.pool_keys)  # dusk frames repeated to about half the frames
+    # Without the flag, frames with no label stay out, as in every selection arm.
+    assert _training_samples(config, data, void, np.random.default_rng(0)) == list(data.source)
+
+
+def test_headroom_splits_the_rise_into_what_frames_alone_give_and_what_labels_add():
+    arms = default_arms(0.2, 1)
+    records = (_records("full", [0.30, 0.40], 100.0) + _records("random_region", [0.30, 0.38], 0.2)
+               + _records("frames_only", [0.30, 0.36], 0.0))
+    _, frames = headroom_verdicts(records, {"random_region": arms["random_region"]})
+    assert "reach 36.0 from round 0's 30.0: 60 % of the rise" in frames and "add +2.0 over the frames" in frames
