@@ -627,7 +627,7 @@ def plot(records: list[RoundRecord], arms: dict[str, Arm], path: Path, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8.5, 5.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(11, 5.2), dpi=110)
     for name, arm in arms.items():
         xs, ys, sd = _curve(records, name)
         if not len(xs):
@@ -657,7 +657,8 @@ def plot(records: list[RoundRecord], arms: dict[str, Arm], path: Path, title: st
     ax.set_ylabel("mIoU on dusk val (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7.5, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # a partial run may have nothing to plot yet
+        ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: lines run everywhere
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
