@@ -593,9 +593,9 @@ def _round0(records: list[RoundRecord]) -> float:
 
 
 def _round_means(records: list[RoundRecord], arm: str) -> dict[int, float]:
-    """Mean mIoU over seeds of each round after round 0."""
-    rounds = sorted({r.round for r in records if r.arm == arm and r.round > 0})
-    return {n: float(np.mean([r.miou for r in records if r.arm == arm and r.round == n])) for n in rounds}
+    """Mean mIoU over seeds of each round after round 0 (``_curve``'s means, by round number)."""
+    rounds = sorted({r.round for r in records if r.arm == arm})
+    return {n: float(y) for n, y in zip(rounds, _curve(records, arm)[1]) if n > 0}
 
 
 def miou_at(records: list[RoundRecord], arm: str, percent: float) -> float | None:
@@ -711,29 +711,31 @@ def headroom_verdicts(records: list[RoundRecord], arms: dict[str, Arm]) -> list[
     return lines
 
 
+def _regime_differences(config: CampaignConfig) -> list[tuple[str, str, str]]:
+    """(field, tag, words) for each protocol setting that differs from the default campaign's."""
+    default = CampaignConfig()
+    described = (
+        ("region_percent", f"{config.region_percent:g}pct".replace(".", "_"),
+         f"{config.region_percent:g} % of pixels per round"),
+        ("oracle", config.oracle, f"{config.oracle} oracle"),
+        ("steps_per_round", f"{config.steps_per_round}steps", f"{config.steps_per_round} steps per round"),
+    )
+    return [d for d in described if getattr(config, d[0]) != getattr(default, d[0])]
+
+
 def regime_tag(config: CampaignConfig) -> str:
     """'' for the default protocol, else what differs (e.g. '0_2pct'): names the docs section and plot."""
-    default = CampaignConfig()
-    parts = []
-    if config.region_percent != default.region_percent:
-        parts.append(f"{config.region_percent:g}pct".replace(".", "_"))
-    if config.oracle != default.oracle:
-        parts.append(config.oracle)
-    if config.steps_per_round != default.steps_per_round:
-        parts.append(f"{config.steps_per_round}steps")
-    return "-".join(parts)
+    return "-".join(tag for _, tag, _ in _regime_differences(config))
 
 
 def regime_title(config: CampaignConfig) -> str:
-    if not regime_tag(config):
+    """'' for the default protocol, else ' (budget per round, what else differs)' for headings."""
+    differences = _regime_differences(config)
+    if not differences:
         return ""
-    default = CampaignConfig()
-    parts = [f"{config.region_percent:g} % of pixels per round"]
-    if config.oracle != default.oracle:
-        parts.append(f"{config.oracle} oracle")
-    if config.steps_per_round != default.steps_per_round:
-        parts.append(f"{config.steps_per_round} steps per round")
-    return " (" + ", ".join(parts) + ")"
+    words = [f"{config.region_percent:g} % of pixels per round"]
+    words += [w for field_name, _, w in differences if field_name != "region_percent"]
+    return " (" + ", ".join(words) + ")"
 
 
 def with_regime_outputs(config: CampaignConfig) -> CampaignConfig:
