@@ -1,5 +1,6 @@
 # maskloop: two commands.
-#   make run   install everything, migrate, create the demo project, start web server + Celery worker
+#   make run   install everything, migrate, create the demo project, collect static files,
+#              start gunicorn + a Celery worker per queue + Celery beat
 #   make test  install everything (dev tools included) and run the whole test suite
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -32,6 +33,7 @@ demo: migrate
 	$(PY) manage.py demo_setup
 
 run: demo
+	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py runstack --host $(HOST) --port $(PORT)
 
 test: install-dev

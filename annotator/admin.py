@@ -16,7 +16,7 @@ from . import models
 from .services.errors import ServiceError
 from .services.images import image_set_split
 from .services.jobs import job_cancel_request
-from .services.projects import EDITABLE_FIELDS, LOCKED_AFTER_START, project_check_settings, project_update
+from .services.projects import EDITABLE_FIELDS, project_check_settings, project_locked_settings, project_update
 from .services.rounds import job_retry, project_start, round_close
 
 
@@ -40,7 +40,7 @@ class LabelClassInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         # Classes are added while no mask exists; the lead pages' class editor checks that (project_set_classes).
-        return obj is None or not obj.images.exclude(gt_mask="").exists()
+        return obj is None or not obj.has_masks
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return self.has_add_permission(request, obj)
@@ -59,8 +59,8 @@ class ProjectAdminForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        if self.instance.pk and self.instance.state != models.Project.State.DRAFT:
-            for field in LOCKED_AFTER_START & set(self.changed_data):
+        if self.instance.pk:
+            for field in project_locked_settings(project=self.instance) & set(self.changed_data):
                 self.add_error(field, "Fixed once the project has started.")
         # The form fills self.instance only after clean(): check a copy with the submitted values.
         candidate = construct_instance(self, copy.copy(self.instance))
@@ -192,9 +192,4 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected jobs")
     def cancel_jobs(self, request, queryset):
-        def cancel(job):
-            if job.is_final:
-                raise ServiceError(f"has ended ({job.state})")
-            job_cancel_request(job=job)
-
-        _run_each(self, request, queryset, "Asked to stop", cancel)
+        _run_each(self, request, queryset, "Asked to stop", lambda j: job_cancel_request(job=j))

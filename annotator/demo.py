@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from learning.labels import IGNORE_INDEX
+
 CLASSES = (
     ("sky", "#87ceeb"),
     ("building", "#8b4513"),
@@ -119,5 +121,6 @@ def write_demo_dataset(root: Path, *, seed: int = 0, source: int = 48, target: i
             Image.fromarray(scene.image).save(root / domain / "images" / f"{stem}.jpg", quality=92)
             Image.fromarray(scene.mask, mode="L").save(root / domain / "masks" / f"{stem}.png")
     classes = [{"id": i, "name": name, "color": color} for i, (name, color) in enumerate(CLASSES)]
-    (root / "classes.json").write_text(json.dumps({"name": "demo streets", "ignore_index": 255, "classes": classes}, indent=2))
+    document = {"name": "demo streets", "ignore_index": IGNORE_INDEX, "classes": classes}
+    (root / "classes.json").write_text(json.dumps(document, indent=2))
     return root

@@ -6,8 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
-IGNORE_INDEX = 255  # void / unlabeled pixels in every index mask
-MAX_CLASSES = 255  # class ids must stay below IGNORE_INDEX
+from learning.labels import MAX_CLASSES
 
 
 class Project(models.Model):
@@ -76,6 +75,18 @@ class Project(models.Model):
         default=True, help_text="Mean-teacher weak-to-strong consistency on unlabeled target images"
     )
     pixel_contrastive = models.BooleanField(default=False, help_text="Auxiliary supervised pixel contrastive loss")
+    class Pretrained(models.TextChoices):
+        DEFAULT = "default", "Deployment default (MASKLOOP_PRETRAINED)"
+        AUTO = "auto", "Best available: local file, ImageNet, self-supervised, none"
+        IMAGENET = "imagenet", "ImageNet weights (torchvision)"
+        FILE = "file", "Local backbone file (initial checkpoint)"
+        SSL = "ssl", "Self-supervised on the project's images"
+        NONE = "none", "None (random initialisation)"
+
+    pretrained = models.CharField(
+        max_length=16, choices=Pretrained.choices, default=Pretrained.DEFAULT,
+        help_text="Where round 0's backbone starts (the dashboard says which one was used)",
+    )
     ssl_pretraining = models.BooleanField(
         default=False, help_text="Self-supervised pretraining of the encoder on the project's images before round 0"
     )
@@ -86,6 +97,11 @@ class Project(models.Model):
     init_checkpoint = models.CharField(
         max_length=500, blank=True, help_text="Optional local path of a backbone or earlier checkpoint."
     )
+    validation_images = models.PositiveIntegerField(
+        default=10, validators=[MaxValueValidator(1000)],
+        help_text="Target images set aside and labeled in the app as validation images when none with masks "
+                  "were imported (mIoU is shown from 5 labeled ones on).",
+    )
     suggestion_precision = models.FloatField(
         default=0.95, validators=[MinValueValidator(0.5), MaxValueValidator(1.0)]
     )
@@ -95,6 +111,17 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def has_started(self) -> bool:
+        """Started (round 0 exists or the state left draft): splits are frozen, some settings fixed."""
+        return self.state != self.State.DRAFT or self.rounds.exists()
+
+    @property
+    def has_masks(self) -> bool:
+        """Some image has a mask (imported ground truth or an annotator's version): class ids are fixed."""
+        return (self.images.exclude(gt_mask="").exists()
+                or Annotation.objects.filter(image__project=self).exists())
 
 
 class Membership(models.Model):
@@ -243,6 +270,10 @@ class Query(models.Model):
         SUBMITTED = "submitted", "Submitted"
         SKIPPED = "skipped", "Skipped"
 
+    class Kind(models.TextChoices):
+        LABEL = "label", "Label (trains the model)"
+        VALIDATION = "validation", "Validation (measures the model; never trains it)"
+
     round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="queries")
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="queries")
     # "" for a whole-image query, else a stable key of the region (unique per round and image).
@@ -253,6 +284,7 @@ class Query(models.Model):
     score = models.FloatField(default=0.0)
     priority = models.PositiveIntegerField(default=0, help_text="0 = first in the queue")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.LABEL)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="queries"
     )
@@ -347,6 +379,8 @@ class Job(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+    ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+    RETRYABLE_STATES = (State.FAILED, State.CANCELLED)
 
     project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
     round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
@@ -380,3 +414,30 @@ class Job(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES
+
+    @property
+    def can_cancel(self) -> bool:
+        """A job can be asked to stop until it has ended."""
+        return not self.is_final
+
+    def retry_refusal(self) -> str | None:
+        """Why this job cannot run again, as a sentence; None when it can (see :attr:`can_retry`).
+
+        Only a failed or cancelled round job whose round still waits for its
+        model (training or selecting) runs again, and never beside another
+        queued or running job of the same round.
+        """
+        if self.kind != self.Kind.ROUND or self.round_id is None:
+            return "only round jobs can be retried"
+        if self.state not in self.RETRYABLE_STATES:
+            return f"job {self.pk} is {self.state}; only failed or cancelled jobs can be retried"
+        round_ = self.round
+        if round_.state not in (Round.State.TRAINING, Round.State.SELECTING):
+            return f"round {round_.number} is {round_.state}: nothing to retry"
+        if round_.jobs.exclude(pk=self.pk).filter(state__in=self.ACTIVE_STATES).exists():
+            return f"round {round_.number} already has a job queued or running"
+        return None
+
+    @property
+    def can_retry(self) -> bool:
+        return self.retry_refusal() is None

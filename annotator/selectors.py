@@ -61,6 +61,13 @@ def job_list(*, project: Project, limit: int = 50) -> list[Job]:
     return list(project.jobs.select_related("round").order_by("-created_at")[:limit])
 
 
+def job_error_for(*, job: Job, user: AbstractBaseUser | None) -> str:
+    """Why ``job`` failed, as ``user`` may read it: the traceback (server paths) for staff, else its one line."""
+    if not job.error or (user is not None and user.is_staff):
+        return job.error
+    return job.message or "failed"
+
+
 # --- Metrics -------------------------------------------------------------------------------------------------
 
 

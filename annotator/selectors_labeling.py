@@ -42,7 +42,7 @@ def read_region(*, query: Query) -> np.ndarray | None:
             values = read_mask(handle.read(), size=(image.width, image.height), num_classes=1)
     except (OSError, InvalidImage, PILImage.DecompressionBombError):
         return None
-    return values == 255
+    return values > 0  # stored as 0 outside, 255 inside
 
 
 def image_latest_annotation(*, image: Image) -> Annotation | None:

@@ -7,22 +7,20 @@ functions.
 from __future__ import annotations
 
 from celery import shared_task
+from django.core.files.storage import default_storage
 
+from .models import Job
 from .services.errors import ServiceError
-from .services.jobs import job_fail, job_log, job_mark_cancelled, job_progress, job_start, job_succeed
+from .services.job_progress import JobReporter, job_end_with_error
+from .services.jobs import job_log, job_progress, job_start, job_succeed
 
 
-class _Cancelled(Exception):
-    """Raised from a progress callback to stop between two files (each file is imported atomically)."""
-
-
-def _progress(job_id: int, phase: str, verb: str):
-    def report(done: int, total: int) -> None:
-        if job_progress(job_id=job_id, phase=phase, progress=100 * done / max(total, 1),
-                        message=f"{verb} {done} / {total}"):
-            raise _Cancelled
-
-    return report
+def _ended_early(job_id: int, error: Exception) -> str:
+    """Record a cancel, a refused input or a crash on the job; a crash also reaches Celery's log."""
+    outcome = job_end_with_error(job_id=job_id, error=error)
+    if outcome == "failed" and not isinstance(error, ServiceError):
+        raise error
+    return outcome
 
 
 @shared_task(name="annotator.import_dataset")
@@ -32,24 +30,19 @@ def import_dataset(*, job_id: int, domain: str, val_count: int = 0, archive: str
 
     job = job_start(job_id=job_id)
     if job is None:
+        if archive and not Job.objects.filter(pk=job_id, state__in=Job.ACTIVE_STATES).exists():
+            default_storage.delete(archive)  # cancelled while queued (or deleted): the upload is not needed
         return "gone"
     request = ImportRequest(domain=domain, val_count=val_count, archive=archive, folder=folder)
     try:
         job_progress(job_id=job_id, phase="unpack" if archive else "scan", progress=0,
                      message=f"reading {request.describe()}")
         with staged_import(request) as path:
+            # Each file is imported atomically: a cancel stops between two files.
             report = dataset_import(project=job.project, path=path, domain=domain, val_count=val_count,
-                                    progress=_progress(job_id, "import", "imported"))
-    except _Cancelled:
-        job_log(job_id=job_id, line="cancelled on request; the files imported so far stay")
-        job_mark_cancelled(job_id=job_id)
-        return "cancelled"
-    except ServiceError as exc:
-        job_fail(job_id=job_id, error=str(exc))
-        return "failed"
-    except Exception as exc:  # noqa: BLE001 - any crash must end the job, with its traceback in the log
-        job_fail(job_id=job_id, error=exc)
-        raise
+                                    progress=JobReporter(job_id).counter("import"))
+    except Exception as exc:  # noqa: BLE001 - any end must reach the job row
+        return _ended_early(job_id, exc)
     lines = [f"skipped  {name}: {reason}" for name, reason in report.skipped]
     lines += [f"rejected {name}: {reason}" for name, reason in report.rejected]
     job_log(job_id=job_id, line="\n".join([report.summary(), *lines]))
@@ -67,16 +60,9 @@ def export_dataset(*, job_id: int, fmt: str, include_imported: bool = True) -> s
     writer = {"masks": export_masks, "coco": export_coco}[fmt]
     try:
         report = writer(project=job.project, dest=export_path(job=job, fmt=fmt), include_imported=include_imported,
-                        progress=_progress(job_id, "export", "wrote"))
-    except _Cancelled:
-        job_mark_cancelled(job_id=job_id)
-        return "cancelled"
-    except ServiceError as exc:
-        job_fail(job_id=job_id, error=str(exc))
-        return "failed"
-    except Exception as exc:  # noqa: BLE001
-        job_fail(job_id=job_id, error=exc)
-        raise
+                        progress=JobReporter(job_id).counter("export"))
+    except Exception as exc:  # noqa: BLE001 - any end must reach the job row
+        return _ended_early(job_id, exc)
     for name, reason in report.skipped:
         job_log(job_id=job_id, line=f"skipped {name}: {reason}")
     job_succeed(job_id=job_id, message=f"{fmt}: {report.summary()}")

@@ -269,7 +269,8 @@ def pseudo_label_quality(plan: Plan, base: Path) -> dict:
     from learning.adaptation.batchnorm import with_target_statistics
     from learning.adaptation.pseudo_labels import class_thresholds, pseudo_label
     from learning.checkpoint import load_model
-    from learning.data import CACHE, IGNORE_INDEX, resize_mask
+    from learning.data import CACHE, resize_mask
+    from learning.labels import IGNORE_INDEX
     from learning.device import numerics_for
     from learning.inference import predict
 

@@ -131,7 +131,8 @@ def target_labels(plan: Plan, work: Path) -> dict[str, "object"]:
     """
     import numpy as np
 
-    from learning.data import CACHE, IGNORE_INDEX
+    from learning.data import CACHE
+    from learning.labels import IGNORE_INDEX
     from learning.selection import slic_regions
 
     path = work / f"target-labels-{plan.key('target_percent', 'subset', 'seed')}.npz"
@@ -167,7 +168,8 @@ def target_labels(plan: Plan, work: Path) -> dict[str, "object"]:
 
 def arm_data(plan: Plan, setting: str, work: Path) -> tuple[list, list]:
     """(labeled, unlabeled) samples of one label setting."""
-    from learning.data import IGNORE_INDEX, Sample
+    from learning.data import Sample
+    from learning.labels import IGNORE_INDEX
 
     data = da.splits(plan.da_plan)
     labeled = list(data["day_train"])
@@ -289,7 +291,8 @@ def pseudo_label_quality(teacher, plan: Plan, thresholds) -> dict:
     import torch
 
     from learning.adaptation.consistency import DEFAULTS
-    from learning.data import CACHE, IGNORE_INDEX, resize_mask
+    from learning.data import CACHE, resize_mask
+    from learning.labels import IGNORE_INDEX
     from learning.inference import predict
 
     cap = DEFAULTS["cap"]

@@ -1,4 +1,4 @@
-"""Shared plumbing for benchmark scripts: machine description and docs/BENCHMARKS.md sections.
+"""Shared plumbing for benchmark scripts: machine description, formatting and docs/BENCHMARKS.md sections.
 
 Every benchmark owns one section of docs/BENCHMARKS.md between
 ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers and rewrites only
@@ -6,6 +6,7 @@ that section, so scripts can run in any order without clobbering each other.
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
 import re
@@ -47,8 +48,19 @@ def machine_description() -> str:
 
 
 def command_line() -> str:
-    """The exact command that ran, for the report."""
+    """The exact command that ran, for the report (a package run with ``-m`` is shown as one)."""
+    script = Path(sys.argv[0]).resolve()
+    if script.name == "__main__.py" and ROOT in script.parents:
+        package = ".".join(script.parent.relative_to(ROOT).parts)
+        return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "-m", package, *sys.argv[1:]])
     return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+
+
+def percent(value: float | None, digits: int = 1, unit: str = "") -> str:
+    """A share (0–1) as a percentage with ``digits`` decimals; "–" for a missing or NaN value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{100 * value:.{digits}f}{unit}"
 
 
 def markdown_table(headers: list[str], rows: list[list[object]]) -> str:

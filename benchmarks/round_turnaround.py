@@ -82,19 +82,19 @@ def create_project(args):
 def run_round(project, number: int) -> dict[str, float]:
     """Run the round's job through the loop's services in this process; seconds per step."""
     from annotator.models import Job, Round
-    from learning import services
+    from annotator.services.round_jobs import round_select_run, round_train_run
 
     round_ = Round.objects.get(project=project, number=number)
     job = Job.objects.filter(round=round_).latest("created_at")
     times = {}
     started = time.perf_counter()
-    outcome = services.round_train_run(job_id=job.pk, worker="bench")
+    outcome = round_train_run(job_id=job.pk, worker="bench")
     times["train + evaluate + store"] = time.perf_counter() - started
     if outcome != "trained":
         job.refresh_from_db()
         raise SystemExit(f"round {number} training ended with {outcome}: {job.message}\n{job.error}")
     started = time.perf_counter()
-    outcome = services.round_select_run(job_id=job.pk, worker="bench")
+    outcome = round_select_run(job_id=job.pk, worker="bench")
     times["score + select + suggest + open"] = time.perf_counter() - started
     job.refresh_from_db()
     if outcome not in ("opened", "finished"):

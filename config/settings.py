@@ -3,7 +3,8 @@
 Development (the README's `make run`): SQLite under var/, a filesystem Celery
 broker under var/broker/, media and checkpoints under var/. Production: set
 DATABASE_URL=postgres://…, CELERY_BROKER_URL=redis://… or amqp://…, SECRET_KEY,
-DEBUG=0, ALLOWED_HOSTS, MEDIA_ROOT and MODELS_STORE_ROOT on shared storage.
+DEBUG=0, ALLOWED_HOSTS, MEDIA_ROOT and MODELS_STORE_ROOT on shared storage,
+CACHE_URL=redis://…, and the HTTPS variables (the README lists them all).
 """
 from __future__ import annotations
 
@@ -20,13 +21,44 @@ VAR_DIR = Path(env_str("MASKLOOP_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 DEVELOPMENT_SECRET_KEY = "maskloop-development-key-never-use-in-production"
 SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
 DEBUG = env_bool("DEBUG", True)
+_NEW_KEY_HINT = "(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
 if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+    raise ImproperlyConfigured(f"DEBUG=0 with the development SECRET_KEY: set SECRET_KEY to a long random value {_NEW_KEY_HINT}.")
+if not DEBUG and len(SECRET_KEY) < 50:
+    # Sessions, password-reset links and CSRF tokens are only as strong as this key.
     raise ImproperlyConfigured(
-        "DEBUG=0 with the development SECRET_KEY: set SECRET_KEY to a long random value "
-        "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
-    )
+        f"DEBUG=0 with a weak SECRET_KEY ({len(SECRET_KEY)} characters): use at least 50 random characters {_NEW_KEY_HINT}.")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- HTTPS and browser hardening ------------------------------------------------
+# Off by default so the embedded stack works over plain http://127.0.0.1; the
+# README's production environment turns each on (`manage.py check --deploy` is clean with it).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+# Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO,https" (the header as Django
+# names it, and the value that means HTTPS). Set it only if the proxy always sets
+# or strips that header, or clients could claim HTTPS.
+_proxy_ssl_header = env_list("SECURE_PROXY_SSL_HEADER", [])
+if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
+    raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be 'HEADER,value', e.g. 'HTTP_X_FORWARDED_PROTO,https'")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) or None
+SECURE_CONTENT_TYPE_NOSNIFF = env_bool("SECURE_CONTENT_TYPE_NOSNIFF", True)
+SECURE_REFERRER_POLICY = env_str("SECURE_REFERRER_POLICY", "same-origin")
+X_FRAME_OPTIONS = env_str("X_FRAME_OPTIONS", "DENY")
+# Scripts and style sheets from this site only: no inline <script>, no on…=
+# handlers, no <style> element, no CDN. Inline style *attributes* stay allowed:
+# the dashboard colours its IoU cells and the queue page sizes its progress bar
+# with them, and an attribute can neither run code nor load from elsewhere.
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -38,6 +70,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN (CSP 'self')
     "django_celery_results",
     "annotator",
     "models_store",
@@ -47,6 +80,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
+    # Static files from STATIC_ROOT (after collectstatic) in any server, gunicorn included.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -83,15 +119,29 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # failing at once, and take the write lock at BEGIN so two writers never
     # deadlock upgrading read locks.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        {"timeout": 30, "transaction_mode": "IMMEDIATE",
+         # WAL: readers never wait for the writer; NORMAL: fsync at checkpoints, not every commit (safe with WAL).
+         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
     # A file, not :memory:, so a real Celery worker process can share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": env_int("MASKLOOP_PASSWORD_MIN_LENGTH", 10)}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Brute-force protection of /login/ and /api/auth/token/ (annotator/login_throttle.py):
+# after this many failed attempts for one user name from one address within the
+# window, both answer 429 until the window ends. 0 turns it off.
+MASKLOOP_LOGIN_FAILURES = env_int("MASKLOOP_LOGIN_FAILURES", 10)
+MASKLOOP_LOGIN_WINDOW_SECONDS = env_int("MASKLOOP_LOGIN_WINDOW_SECONDS", 15 * 60)
+# Proxies in front of the app that append to X-Forwarded-For: 0 = use the
+# connection's address (a client could forge the header).
+MASKLOOP_NUM_PROXIES = env_int("MASKLOOP_NUM_PROXIES", 0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -103,6 +153,28 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+if STATIC_ROOT.is_relative_to(VAR_DIR):
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # empty until collectstatic; WhiteNoise warns about a missing one
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Gzip/Brotli copies for WhiteNoise; no hashed names: the ES modules import
+    # each other by plain relative paths, so a manifest could not rewrite them all.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Cache (login throttling) ----------------------------------------------------
+# Shared by every web process: a folder by default, Redis when CACHE_URL (or REDIS_URL) is redis://….
+CACHE_URL = env_str("CACHE_URL", "") or env_str("REDIS_URL", "")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+elif CACHE_URL == "" or CACHE_URL.startswith("file://"):
+    # Past MAX_ENTRIES files it deletes a random third: keep that far away, or guesses spread
+    # over many names could wipe the count of the one being attacked.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": CACHE_URL.removeprefix("file://") or str(VAR_DIR / "cache"),
+                          "OPTIONS": {"MAX_ENTRIES": 10_000}}}
+else:
+    raise ImproperlyConfigured(f"CACHE_URL must be redis://…, rediss://… or file:///path, not {CACHE_URL!r}")
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MODELS_STORE_ROOT = Path(env_str("MODELS_STORE_ROOT", str(VAR_DIR / "models")))
@@ -127,14 +199,39 @@ MASKLOOP_EXPORTS_KEEP = env_int("MASKLOOP_EXPORTS_KEEP", 5)
 # How long a query stays locked to the annotator who opened it.
 MASKLOOP_QUERY_LOCK_SECONDS = env_int("MASKLOOP_QUERY_LOCK_SECONDS", 30 * 60)
 # A RUNNING job whose worker has not reported for this long is presumed dead and
-# re-queued when any worker starts (training reports progress every few seconds).
+# re-queued when any worker starts, and by a sweep every MASKLOOP_JOB_SWEEP_SECONDS
+# (Celery beat, learning.jobs_sweep) while workers stay up (training reports
+# progress every few seconds).
 MASKLOOP_JOB_STALE_SECONDS = env_int("MASKLOOP_JOB_STALE_SECONDS", 15 * 60)
+MASKLOOP_JOB_SWEEP_SECONDS = env_int("MASKLOOP_JOB_SWEEP_SECONDS", 60)
 
 # Fine-tuning rounds (round 1 on) train at most this many minutes, so annotators
 # wait about this long plus scoring: on a slow worker the round takes fewer steps
 # than the project's train_steps_per_round (the LR schedule is shortened to
 # match). 0 = always run every step. Round 0 (first training) is not limited.
 MASKLOOP_ROUND_TRAIN_MINUTES = env_float("MASKLOOP_ROUND_TRAIN_MINUTES", 7.0)
+# Round 0 (training from scratch or a pretrained backbone) fits this budget too; 0 = every planned step.
+MASKLOOP_ROUND0_TRAIN_MINUTES = env_float("MASKLOOP_ROUND0_TRAIN_MINUTES", 20.0)
+# A project whose training size is 0 × 0 trains at its images' median shape, shrunk to this many pixels
+# (learning/recipe.py); a GPU deployment can afford more (e.g. 512 * 512).
+MASKLOOP_TRAIN_MAX_PIXELS = env_int("MASKLOOP_TRAIN_MAX_PIXELS", 240 * 320)
+# Where a project's round-0 backbone starts when the project says "deployment default":
+# auto | imagenet | file | ssl | none (learning/pretrained.py). "auto" takes ImageNet weights from
+# torch's hub cache ($TORCH_HOME), downloading them once on an online machine.
+MASKLOOP_PRETRAINED = env_str("MASKLOOP_PRETRAINED", "auto")
+MASKLOOP_PRETRAINED_DOWNLOAD = env_bool("MASKLOOP_PRETRAINED_DOWNLOAD", True)
+# Import archives unpack streaming, counting bytes, and are refused (naming the
+# member) when one file unpacks past MASKLOOP_IMPORT_MAX_FILE_BYTES (also the
+# largest image or mask a folder import reads), all files past
+# MASKLOOP_MAX_IMPORT_BYTES, a large member expands more than
+# MASKLOOP_IMPORT_MAX_RATIO times its compressed size (a zip bomb), or the
+# archive holds more than MASKLOOP_IMPORT_MAX_FILES files.
+MASKLOOP_IMPORT_MAX_FILE_BYTES = env_int("MASKLOOP_IMPORT_MAX_FILE_BYTES", 256 * 1024**2)
+MASKLOOP_IMPORT_MAX_RATIO = env_int("MASKLOOP_IMPORT_MAX_RATIO", 200)
+MASKLOOP_IMPORT_MAX_FILES = env_int("MASKLOOP_IMPORT_MAX_FILES", 200_000)
+# Folders where staff place backbone files and checkpoint folders a project may
+# start from (Project.init_checkpoint); nothing else on the server is accepted.
+MASKLOOP_INIT_CHECKPOINT_ROOTS = env_list("MASKLOOP_INIT_CHECKPOINT_ROOTS", [str(VAR_DIR / "checkpoints")])
 
 # --- REST framework ----------------------------------------------------------
 REST_FRAMEWORK = {
@@ -146,11 +243,17 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Services' refusals (ServiceError) → 400 / 403 / 409 with their sentence, for every API view.
+    "EXCEPTION_HANDLER": "annotator.api.exceptions.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "maskloop API",
     "DESCRIPTION": "Semantic-segmentation labeling with a model in the loop.",
     "VERSION": "0.1.0",
+    # /api/docs/ loads Swagger UI from drf-spectacular-sidecar's static files (no CDN, no inline script).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Several models have a field named "state" with different choices: name each enum.
     "ENUM_NAME_OVERRIDES": {
         "ProjectStateEnum": "annotator.models.Project.State",
@@ -191,6 +294,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"learning.*train*": {"queue": "training"}}
 CELERY_TASK_ALWAYS_EAGER = False
+# Run by `celery -A config beat` (one per deployment; `make run` starts it).
+CELERY_BEAT_SCHEDULE = {
+    # A sweep still queued when the next one is due is dropped (a busy worker must not pile them up).
+    "sweep-jobs-of-dead-workers": {"task": "learning.jobs_sweep", "schedule": float(MASKLOOP_JOB_SWEEP_SECONDS),
+                                   "options": {"expires": float(MASKLOOP_JOB_SWEEP_SECONDS)}},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 LOGGING = {

@@ -5,13 +5,14 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from annotator.models import Image, Membership, Project
+from annotator.services.init_checkpoints import init_checkpoint_choices
 from annotator.services.projects import DEFAULT_PALETTE, ClassSpec, default_hotkey
 
 SETTINGS_GROUPS = (
-    ("Budget and schedule", ("query_unit", "budget_unit", "budget_per_round", "rounds_total")),
+    ("Budget and schedule", ("query_unit", "budget_unit", "budget_per_round", "rounds_total", "validation_images")),
     ("Selection strategy", ("strategy", "uncertainty_measure", "diversity_weight")),
-    ("Model", ("architecture", "train_height", "train_width", "train_steps_initial", "train_steps_per_round",
-               "init_checkpoint")),
+    ("Model", ("architecture", "pretrained", "train_height", "train_width", "train_steps_initial",
+               "train_steps_per_round", "init_checkpoint")),
     ("Domain adaptation and label-efficient training", ("adversarial_adaptation", "self_training",
                                                         "consistency_training", "pixel_contrastive",
                                                         "ssl_pretraining")),
@@ -33,6 +34,10 @@ HELP = {
     "train_steps_per_round": "Fine-tuning steps of every later round (warm start from the previous model).",
     "suggestion_precision": "Pixels are pre-filled only where the model reaches this precision on validation "
                             "pixels; the rest stays for the annotator (0.95 = 95 %).",
+    "pretrained": "Where round 0's backbone starts. ImageNet weights come from torch's cache ($TORCH_HOME), "
+                  "downloaded once when the machine is online; the dashboard says which start was used.",
+    "validation_images": "When no validation masks were imported, this many target images are set aside at the "
+                         "start and labeled like any query; they never train the model. mIoU shows from 5 on.",
 }
 
 
@@ -84,17 +89,32 @@ class ProjectSettingsForm(forms.ModelForm):
             "budget_unit": "Budget unit", "budget_per_round": "Budget per round", "rounds_total": "Rounds",
             "train_height": "Training crop height (px)", "train_width": "Training crop width (px)",
             "train_steps_initial": "Training steps, round 0", "train_steps_per_round": "Training steps, later rounds",
-            "init_checkpoint": "Initial checkpoint (path on the server, optional)",
+            "init_checkpoint": "Initial checkpoint (optional)",
             "adversarial_adaptation": "Adversarial adaptation", "self_training": "Self-training",
             "consistency_training": "Consistency training", "pixel_contrastive": "Pixel contrastive loss",
             "ssl_pretraining": "Self-supervised pretraining", "suggestion_precision": "Suggestion precision target",
+            "pretrained": "Pretrained backbone", "validation_images": "Validation images to label in the app",
         }
 
     def __init__(self, *args, locked: frozenset[str] = frozenset(), **kwargs):
         super().__init__(*args, **kwargs)
+        self._offer_init_checkpoints()
         for name in locked:
             self.fields[name].disabled = True
             self.fields[name].help_text = "Fixed once the project has started."
+
+    def _offer_init_checkpoints(self) -> None:
+        """A choice among what staff placed under MASKLOOP_INIT_CHECKPOINT_ROOTS, never a free path."""
+        field = self.fields["init_checkpoint"]
+        choices = [("", "None: train from scratch"), *init_checkpoint_choices(project=self.instance)]
+        current = self.instance.init_checkpoint
+        if current and current not in dict(choices):
+            choices.append((current, f"{current} (no longer available)"))
+        self.fields["init_checkpoint"] = forms.ChoiceField(
+            choices=choices, required=False, label=field.label,
+            help_text="Backbone files and checkpoint folders an administrator placed on the server "
+                      "(MASKLOOP_INIT_CHECKPOINT_ROOTS).",
+        )
 
     def columns(self):
         """The groups as three page columns of (title, [bound fields]), balanced by height."""

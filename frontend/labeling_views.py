@@ -5,14 +5,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from annotator.api.labeling_serializers import QueryDetailSerializer
 from annotator.models import Project
 from annotator.selectors import membership_role
 from annotator.selectors_labeling import labeling_queue, query_get_for_member
 from annotator.services.errors import Conflict
-from annotator.services.labeling import query_claim, query_next
+from annotator.services.labeling import query_claim_check, query_next
 
 
 def _member_project(request: HttpRequest, project_pk: int) -> tuple[Project, str]:
@@ -49,16 +49,17 @@ def start(request: HttpRequest, project_pk: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def label(request: HttpRequest, project_pk: int, query_pk: int) -> HttpResponse:
+    """The labeling page. It changes nothing: its script claims the query (POST, CSRF) before painting starts."""
     query = query_get_for_member(pk=query_pk, user=request.user)
     if query is None or query.round.project_id != project_pk:
         raise Http404("No such query")
     try:
-        query = query_claim(query=query, user=request.user)
+        query_claim_check(query=query, user=request.user)
     except Conflict as exc:
         return render(request, "frontend/labeling/unavailable.html",
                       {"project": query.round.project, "query": query, "reason": str(exc)}, status=409)
-    query = query_get_for_member(pk=query.pk, user=request.user)
     detail = QueryDetailSerializer(query, context={"request": request}).data
     return render(request, "frontend/labeling/label.html", {"project": query.round.project, "query": query,
                                                            "detail": detail})

@@ -22,6 +22,11 @@ BLUE, ORANGE, GREEN, GREY, RED = "#2563eb", "#ea580c", "#16a34a", "#6b7280", "#d
 SIZE = (6.4, 3.3)
 
 
+def _plain(text: str) -> str:
+    """User text (class names) as literal chart text: an unescaped ``$`` pair would start matplotlib mathtext."""
+    return str(text).replace("$", r"\$")
+
+
 def _figure(size=SIZE) -> tuple[Figure, object]:
     figure = Figure(figsize=size, dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
@@ -110,7 +115,7 @@ def per_class_chart(metrics: ProjectMetrics) -> bytes:
         text = "n/a" if np.isnan(value) else f"{value:.0f}"
         color = GREY if np.isnan(value) else ("white" if value < 60 else "black")
         axes.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
-    axes.set_xticks(range(len(classes)), classes, rotation=35, ha="right", fontsize=8)
+    axes.set_xticks(range(len(classes)), [_plain(c) for c in classes], rotation=35, ha="right", fontsize=8)
     axes.set_yticks(range(len(rows)), [f"round {r.number}" for r in rows], fontsize=8)
     axes.spines[:].set_visible(False)
     figure.colorbar(image, ax=axes, fraction=0.03, pad=0.01)

@@ -24,14 +24,14 @@ from django.views.decorators.http import require_POST
 
 from annotator.models import Image, Job, Membership, Project, Round
 from annotator.selectors import (
-    image_split_counts, job_list, membership_list, membership_role, project_metrics, round_current,
+    image_split_counts, job_error_for, job_list, membership_list, membership_role, project_metrics, round_current,
 )
 from annotator.services.errors import ServiceError
 from annotator.services.exports import export_file, export_start
 from annotator.services.images import image_import_start, image_set_split
 from annotator.services.jobs import job_cancel_request
 from annotator.services.projects import (
-    LOCKED_AFTER_START, ClassSpec, membership_remove, membership_set, project_create, project_may_create,
+    ClassSpec, membership_remove, membership_set, project_create, project_locked_settings, project_may_create,
     project_set_classes, project_update,
 )
 from annotator.services.rounds import job_retry, project_readiness, project_start, round_close
@@ -53,10 +53,6 @@ def lead_project(request: HttpRequest, pk: int) -> Project:
     if role != Membership.Role.LEAD:
         raise PermissionDenied("Only the project's leads can open this page.")
     return project
-
-
-def _started(project: Project) -> bool:
-    return project.state != Project.State.DRAFT or project.rounds.exists()
 
 
 def _render(request, template: str, project: Project | None, tab: str, **context) -> HttpResponse:
@@ -95,7 +91,7 @@ def project_create_view(request: HttpRequest) -> HttpResponse:
 @login_required
 def project_settings_view(request: HttpRequest, pk: int) -> HttpResponse:
     project = lead_project(request, pk)
-    locked = LOCKED_AFTER_START if _started(project) else frozenset()
+    locked = project_locked_settings(project=project)
     # The form validates a copy: the row changes only through project_update.
     form = forms.ProjectSettingsForm(request.POST or None, instance=Project.objects.get(pk=pk), locked=locked)
     if request.method == "POST" and form.is_valid():
@@ -117,7 +113,7 @@ def project_settings_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def project_classes_view(request: HttpRequest, pk: int) -> HttpResponse:
     project = lead_project(request, pk)
-    has_masks = project.images.exclude(gt_mask="").exists() or project.images.filter(annotations__isnull=False).exists()
+    has_masks = project.has_masks
     FormSet = forms.LockedClassFormSet if has_masks else forms.ClassFormSet
     initial = [{"name": c.name, "color": c.color, "hotkey": c.hotkey} for c in project.classes.order_by("index")]
     formset = FormSet(request.POST or None, initial=initial, prefix="classes")
@@ -190,7 +186,7 @@ def project_images_view(request: HttpRequest, pk: int) -> HttpResponse:
         images = images.filter(split=split)
     page = Paginator(images, 100).get_page(request.GET.get("page"))
     return _render(request, "images.html", project, "images", form=form, counts=image_split_counts(project=project),
-                   page=page, domain=domain, split=split, frozen=_started(project),
+                   page=page, domain=domain, split=split, frozen=project.has_started,
                    domains=Image.Domain.choices, splits=Image.Split.choices,
                    import_jobs=project.jobs.filter(kind=Job.Kind.IMPORT).order_by("-created_at")[:10])
 
@@ -254,8 +250,6 @@ def job_action_view(request: HttpRequest, pk: int, job_pk: int, action: str) -> 
             new = job_retry(job=job, user=request.user)
             messages.success(request, f"Job {job.pk} queued again as job {new.pk}.")
         elif action == "cancel":
-            if job.is_final:
-                raise ServiceError(f"job {job.pk} has ended already")
             job_cancel_request(job=job)
             messages.success(request, f"Asked job {job.pk} to stop.")
         else:
@@ -308,15 +302,13 @@ def project_dashboard_view(request: HttpRequest, pk: int) -> HttpResponse:
     jobs = job_list(project=project)
     for job in jobs:
         job.download_ready = job.kind == Job.Kind.EXPORT and export_file(job=job) is not None
-        # What job_retry accepts: a failed or cancelled round job whose round still waits for it.
-        job.retryable = (job.kind == Job.Kind.ROUND and job.state in (Job.State.FAILED, Job.State.CANCELLED)
-                         and job.round is not None and job.round.state in (Round.State.TRAINING, Round.State.SELECTING))
+        job.error_shown = job_error_for(job=job, user=request.user)  # the traceback for staff only
     labeled = metrics.rounds[-1].labeled_target_fraction if metrics.rounds else None
     return _render(
         request, "dashboard.html", project, "dashboard",
         metrics=metrics, rounds=rounds, per_class=per_class, jobs=jobs,
         current=round_current(project=project), readiness=project_readiness(project=project),
-        started=_started(project), labeled_fraction=labeled,
+        started=project.has_started, labeled_fraction=labeled,
         model_versions=ModelVersion.objects.filter(project=project).select_related("round").order_by("-version"),
         chart_names=CHART_NAMES, export_form=forms.ExportForm(), charts_key=_fingerprint(metrics)[:12],
     )

@@ -25,7 +25,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-IGNORE_INDEX = 255  # void / unlabeled: never a class, never in a loss or a metric
+from .decoding import InvalidImage, read_mask_values, read_rgb
+
+from learning.labels import IGNORE_INDEX
 
 # ImageNet statistics: what torchvision's backbones expect, so a local ImageNet
 # backbone checkpoint works without renormalising.
@@ -61,7 +63,11 @@ class Sample:
 
 
 def load_image(source: ImageSource) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from a path or an array (grayscale/RGBA arrays are converted)."""
+    """RGB uint8 (H, W, 3) from a path or an array (grayscale/RGBA arrays are converted).
+
+    Files decode through :mod:`learning.decoding`, like the import and the
+    labeling page: EXIF-upright, 16-bit scaled to 8, palette/CMYK/alpha handled.
+    """
     if isinstance(source, np.ndarray):
         array = source
         if array.ndim == 2:
@@ -71,23 +77,23 @@ def load_image(source: ImageSource) -> np.ndarray:
         if array.ndim != 3 or array.shape[2] != 3:
             raise ValueError(f"image array must be (H, W, 3), got {array.shape}")
         return np.ascontiguousarray(array, dtype=np.uint8)
-    with Image.open(source) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return read_rgb(source)
 
 
 def load_mask(source: ImageSource) -> np.ndarray:
-    """Index mask uint8 (H, W). Palette ('P') PNGs keep their indices; RGB masks are refused."""
+    """Index mask uint8 (H, W), decoded exactly as the import checked it (:mod:`learning.decoding`).
+
+    Palette ('P') PNGs keep their indices, 1-bit masks read 0/1, 16-bit masks
+    must hold values ≤ 255; RGB masks are refused (``InvalidImage``, a ValueError).
+    """
     if isinstance(source, np.ndarray):
         if source.ndim != 2:
             raise ValueError(f"mask array must be (H, W), got {source.shape}")
         return np.ascontiguousarray(source, dtype=np.uint8)
-    with Image.open(source) as image:
-        if image.mode not in ("L", "P", "I", "I;16"):
-            raise ValueError(f"{source}: mask must be a single-channel index PNG, got mode {image.mode}")
-        array = np.asarray(image)
-    if array.max(initial=0) > 255:
-        raise ValueError(f"{source}: mask values above 255")
-    return array.astype(np.uint8)
+    try:
+        return read_mask_values(source)
+    except InvalidImage as exc:
+        raise InvalidImage(f"{source}: {exc}") from exc
 
 
 def resize_image(image: np.ndarray, size: Size) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from learning.data import IGNORE_INDEX
+from learning.labels import IGNORE_INDEX
 
 
 @dataclass

@@ -126,6 +126,3 @@ def model_forward(model: nn.Module, x: torch.Tensor) -> ForwardOutput:
     logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
     return ForwardOutput(logits=logits, features=features)
 
-
-def num_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

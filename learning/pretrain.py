@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.adaptation.base import TrainingCancelled
+from learning.progress import Cancelled, ProgressFn
 from learning.adaptation.strong import StrongAugment, renormalize
 from learning.checkpoint import CheckpointError, load_checkpoint, read_meta, save_checkpoint
 from learning.data import CACHE, Sample, samples_fingerprint
@@ -70,7 +70,6 @@ from learning.models import ARCHITECTURES, DEFAULT_ARCHITECTURE, build_model
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[str, int, int, "float | None"], None]
 ENCODER_DIR = "encoder"
 STEP_PREFIX = "step-"
 
@@ -319,7 +318,7 @@ def pretrain_encoder(images: Sequence[Sample], config: PretrainConfig, *, resume
     Resumes from ``resume_from`` (a ``step-NNNNNN`` directory), else from the
     newest checkpoint in ``config.checkpoint_dir``. When ``encoder/`` exists
     there already, the finished run is returned without training. Raises
-    :class:`~learning.adaptation.base.TrainingCancelled` when ``should_stop()``
+    :class:`learning.progress.Cancelled` when ``should_stop()``
     turns True, after saving a checkpoint to resume from.
     """
     started = time.perf_counter()
@@ -372,7 +371,7 @@ def pretrain_encoder(images: Sequence[Sample], config: PretrainConfig, *, resume
     for step in range(start, config.steps):
         if should_stop is not None and should_stop():
             save(step)
-            raise TrainingCancelled("pretraining cancelled")
+            raise Cancelled("pretraining cancelled")
         rng = np.random.default_rng([config.seed, 2, step])
         batch = [images[i] for i in _batch_indices(step, config.batch_size, len(images), config.seed)]
         pixels = torch.stack([torch.from_numpy(np.array(CACHE.get_or_load("image", s.image, config.load_size)))

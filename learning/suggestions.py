@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from learning.labels import IGNORE_INDEX
 from learning.selection.resample import resize_bilinear, resize_nearest
 
-IGNORE_INDEX = 255
 FOREGROUND_FALLBACK = 0.8
 BACKGROUND_FALLBACK = 0.97
 NEVER = 1.01  # a threshold no probability reaches
@@ -66,6 +66,40 @@ class Thresholds:
             precision=list(data.get("precision", [])),
             coverage=list(data.get("coverage", [])),
         )
+
+
+def background_classes(class_pixels: Sequence[int] | np.ndarray) -> list[int]:
+    """'Stuff' classes (sky, road, tissue, …): those covering more than their fair share of the labeled pixels.
+
+    ``class_pixels``: labeled pixels per class (:func:`learning.labels.class_pixel_counts`
+    over whatever labels the caller has: source masks, target labels). They get the
+    stricter fallback threshold where validation pixels are too few to calibrate.
+    The one rule for every caller: the app and the benchmarks decide it the same way.
+    """
+    counts = np.asarray(class_pixels, dtype=np.float64)
+    total = counts.sum()
+    if total <= 0:
+        return []
+    return [int(c) for c in np.flatnonzero(counts > total / max(1, len(counts)))]
+
+
+# Masks read to decide the background classes: enough to know which classes dominate, cheap on big projects.
+BACKGROUND_SAMPLE_MASKS = 200
+
+
+def background_classes_of(masks: Iterable, num_classes: int) -> list[int]:
+    """:func:`background_classes` of the first :data:`BACKGROUND_SAMPLE_MASKS` of ``masks`` (paths or arrays).
+
+    Callers pass the masks a round trains on, labeled source first, then the
+    target labels so far, so the app and the simulators decide alike.
+    """
+    from itertools import islice
+
+    from learning.data import load_mask
+    from learning.labels import class_pixel_counts
+
+    loaded = (load_mask(mask) for mask in islice(masks, BACKGROUND_SAMPLE_MASKS))
+    return background_classes(class_pixel_counts(loaded, num_classes))
 
 
 def fallback_thresholds(num_classes: int, background_classes: Iterable[int] = ()) -> Thresholds:

@@ -1,4 +1,9 @@
-"""Celery tasks: take ids, reload rows, hand the work to learning.services. Job status lives on our Job rows.
+"""Celery tasks of the round loop: take ids, hand the work to the round job services. Job status lives on Job rows.
+
+The only module of ``learning`` that imports Django: the work itself is in
+``annotator.services.round_jobs`` (rows → plain records → the ML core →
+rows). Task names and queues are part of the deployment (workers subscribe
+to queues by name): keep them.
 
 Training runs on the ``training`` queue (GPU workers where there are any);
 selection and suggestions on ``default``. Every task is safe to deliver twice:
@@ -33,28 +38,45 @@ def ping(self, *, job_id: int) -> str:
 @shared_task(name="learning.round_train", queue="training", bind=True)
 def round_train(self, *, job_id: int) -> str:
     """Train (or fine-tune) the round's model, evaluate it, store it; then hand over to selection."""
-    from . import services
+    from annotator.services.round_jobs import round_train_run
 
-    return services.round_train_run(job_id=job_id, worker=self.request.hostname or "")
+    return round_train_run(job_id=job_id, worker=self.request.hostname or "")
 
 
 @shared_task(name="learning.round_select", queue="default", bind=True)
 def round_select(self, *, job_id: int) -> str:
     """Score the pool with the round's model, store queries and suggestions, open the round."""
-    from . import services
+    from annotator.services.round_jobs import round_select_run
 
-    return services.round_select_run(job_id=job_id, worker=self.request.hostname or "")
+    return round_select_run(job_id=job_id, worker=self.request.hostname or "")
 
 
 @worker_ready.connect
 def recover_orphaned_jobs(sender=None, **kwargs) -> None:
-    from . import services
+    from annotator.services.round_jobs import jobs_recover
 
     hostname = getattr(sender, "hostname", "") or ""
     try:
-        requeued = services.jobs_recover(worker=hostname)
+        requeued = jobs_recover(worker=hostname)
     except Exception:  # a recovery problem must not keep the worker from starting
         log.exception("could not recover orphaned jobs")
         return
     if requeued:
         log.warning("re-queued jobs %s whose worker died", requeued)
+
+
+# No worker has this name (Celery names are name@host, imports and exports run
+# under ""): jobs_recover then re-queues only jobs silent past
+# MASKLOOP_JOB_STALE_SECONDS and never touches a live job of any worker.
+SWEEPER = "(periodic sweep)"
+
+
+@shared_task(name="learning.jobs_sweep")
+def jobs_sweep() -> list[int]:
+    """Re-queue jobs whose worker died while the other workers stay up (Celery beat, every MASKLOOP_JOB_SWEEP_SECONDS)."""
+    from annotator.services.round_jobs import jobs_recover
+
+    requeued = jobs_recover(worker=SWEEPER)
+    if requeued:
+        log.warning("sweep: re-queued jobs %s whose worker stopped reporting", requeued)
+    return requeued

@@ -34,20 +34,22 @@ import numpy as np
 import torch
 
 from learning.adaptation import (
-    ObjectiveContext, StepState, TargetObjective, TrainingCancelled, build_objective, masked_cross_entropy,
+    ObjectiveContext, StepState, TargetObjective, build_objective, masked_cross_entropy,
 )
 from learning.data import (
-    IGNORE_INDEX, NORMALIZATION, Augment, BatchStream, Sample, SegmentationDataset, samples_fingerprint,
+    NORMALIZATION, Augment, BatchStream, Sample, SegmentationDataset, samples_fingerprint,
 )
 from learning.device import numerics_for, pick_device
+from learning.labels import class_pixel_counts
+from learning.losses import WEIGHTINGS, class_weights_from_counts, soft_dice_loss
 from learning.metrics import SegmentationMetrics
 from learning.models import ARCHITECTURES, DEFAULT_ARCHITECTURE, build_model, model_forward
+from learning.progress import Cancelled, ProgressFn
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingCancelled", "train", "checkpoint_meta"]
+__all__ = ["TrainConfig", "TrainResult", "train", "checkpoint_meta"]
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[str, int, int, "float | None"], None]
 
 
 @dataclass
@@ -70,7 +72,8 @@ class TrainConfig:
     # > 0: run fewer than ``steps`` when the measured pace would overrun this many seconds (setup included);
     # the poly/constant schedule is rescaled to the shorter run. One-cycle runs always do every step.
     time_budget_s: float = 0.0
-    class_weighting: str = "none"  # "none" | "enet" (1 / ln(1.02 + class frequency), from labeled masks)
+    class_weighting: str = "none"  # "none" | "enet" | "sqrt" (learning/losses.py), from the labeled masks
+    dice_weight: float = 0.0  # > 0: add this times a soft Dice loss to the cross-entropy (learning/losses.py)
     supervised_weight: float = 1.0  # 0 = no cross-entropy: e.g. a pixel-contrastive-only pretraining stage
     augment: bool = True
     scale_range: tuple[float, float] = (0.75, 1.5)
@@ -106,6 +109,10 @@ class TrainConfig:
             raise ValueError("batch_size must be >= 2 (BatchNorm in the ASPP pooling branch)")
         if self.steps < 0 or self.num_classes < 1:
             raise ValueError("steps must be >= 0 and num_classes >= 1")
+        if self.class_weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown class_weighting {self.class_weighting!r}; choose one of {WEIGHTINGS}")
+        if self.dice_weight < 0:
+            raise ValueError("dice_weight must be >= 0")
         if self.time_budget_s < 0:
             raise ValueError("time_budget_s must be >= 0 (0 = no budget)")
 
@@ -133,7 +140,7 @@ class TrainResult:
     steps: int  # steps run: fewer than config.steps when the time budget cut the run short
     epochs: float  # passes over the labeled set
     objective_summaries: dict[str, dict[str, Any]]
-    objective_states: dict[str, dict[str, Any]]  # pass back as ``objective_states`` next round
+    objective_states: dict[str, dict[str, Any]]  # final state worth keeping, e.g. consistency's EMA teacher
     data_hashes: dict[str, str]
     config: TrainConfig
 
@@ -142,17 +149,13 @@ class TrainResult:
         return self.train_seconds / self.steps if self.steps else 0.0
 
 
-def class_weights(samples: Sequence[Sample], num_classes: int, size: tuple[int, int]) -> torch.Tensor:
-    """ENet's weighting 1 / ln(1.02 + p_c) from the labeled pixels' class frequencies p_c."""
+def class_weights(samples: Sequence[Sample], num_classes: int, size: tuple[int, int],
+                  scheme: str = "enet") -> torch.Tensor | None:
+    """Per-class loss weights (``scheme``, see learning/losses.py) from the labeled pixels' class frequencies."""
     from learning.data import load_sample
 
-    counts = np.zeros(num_classes, dtype=np.int64)
-    for sample in samples:
-        _, mask = load_sample(sample, size)
-        if mask is not None:
-            counts += np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=num_classes)[:num_classes]
-    frequency = counts / max(counts.sum(), 1)
-    return torch.tensor(1.0 / np.log(1.02 + frequency), dtype=torch.float32)
+    masks = (mask for _, mask in (load_sample(sample, size) for sample in samples) if mask is not None)
+    return class_weights_from_counts(class_pixel_counts(masks, num_classes), scheme)
 
 
 def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -227,9 +230,8 @@ def _seed_everything(seed: int) -> None:
 
 def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence[Sample] = (),
           val: Sequence[Sample] = (), init_state: dict[str, torch.Tensor] | None = None,
-          objective_states: dict[str, dict[str, Any]] | None = None,
           progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> TrainResult:
-    """Train (or fine-tune) a model; raises :class:`TrainingCancelled` when ``should_stop()`` turns True.
+    """Train (or fine-tune) a model; raises :class:`learning.progress.Cancelled` when ``should_stop()`` turns True.
 
     ``progress(phase, step, total, loss)`` is called with phases
     ``"pseudo_labels"``, ``"train"`` (every step, with the loss) and ``"evaluate"``.
@@ -243,7 +245,7 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
 
     def check_stop() -> None:
         if should_stop is not None and should_stop():
-            raise TrainingCancelled("training cancelled")
+            raise Cancelled("training cancelled")
 
     model = build_model(config.arch, config.num_classes, backbone_checkpoint=config.backbone_checkpoint)
     if init_state is not None:
@@ -259,8 +261,6 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
     context = ObjectiveContext(config=config, model=model, numerics=numerics, target_dataset=target_dataset,
                                warm_start=init_state is not None, progress=progress, should_stop=should_stop)
     for objective in objectives:
-        if objective_states and objective.name in objective_states:
-            objective.load_state_dict(objective_states[objective.name])
         check_stop()
         objective.setup(context)
     model.train()
@@ -272,10 +272,9 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
         if needs_target else None
     if labeled_stream is None and target_stream is None:
         raise ValueError("no labeled samples and no objective that trains on unlabeled ones")
-    weight = class_weights(labeled, config.num_classes, config.size).to(device) \
-        if config.class_weighting == "enet" and labeled else None
-    if config.class_weighting not in ("none", "enet"):
-        raise ValueError(f"unknown class_weighting {config.class_weighting!r}")
+    weight = class_weights(labeled, config.num_classes, config.size, config.class_weighting) \
+        if config.class_weighting != "none" and labeled else None
+    weight = weight.to(device) if weight is not None else None
 
     optimizer = _optimizer(config, model)
     plan = StepPlan(config, started)
@@ -318,6 +317,8 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
         if ys is not None and config.supervised_weight > 0:
             terms["supervised"] = config.supervised_weight * masked_cross_entropy(
                 state.source_out.logits, ys, weight=weight)
+            if config.dice_weight > 0:
+                terms["dice"] = config.dice_weight * soft_dice_loss(state.source_out.logits, ys)
         for objective in objectives:
             terms.update(objective.loss(state))
         loss = sum(terms.values()) if terms else logits.sum() * 0.0

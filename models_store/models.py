@@ -39,6 +39,15 @@ class ModelVersion(models.Model):
         return f"{self.project} model v{self.version}"
 
     @property
+    def is_promoted(self) -> bool:
+        return self.state == self.State.PROMOTED
+
+    @property
+    def promotion_reason(self) -> str:
+        """Why keep-best promoted or rejected this model (or who changed it by hand)."""
+        return str((self.metrics or {}).get("promotion", {}).get("reason", ""))
+
+    @property
     def miou(self) -> float | None:
         value = (self.metrics or {}).get("miou")
         return float(value) if value is not None else None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image as PILImage
 
 
@@ -21,6 +22,12 @@ def pytest_sessionfinish(session, exitstatus):
 def _isolated_storage(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MODELS_STORE_ROOT = tmp_path / "models"
+    # Tests never download: pretrained weights come only from files a test places in its own hub cache.
+    settings.MASKLOOP_PRETRAINED_DOWNLOAD = False
+    hub = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "torch-hub"))
+    yield
+    torch.hub.set_dir(hub)
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -120,6 +127,7 @@ def start_worker(settings, transactional_db, tmp_path):
             DATABASE_URL=database_url_for_subprocess(),
             MEDIA_ROOT=str(settings.MEDIA_ROOT),
             MODELS_STORE_ROOT=str(settings.MODELS_STORE_ROOT),
+            MASKLOOP_PRETRAINED_DOWNLOAD="0", TORCH_HOME=str(tmp_path / "torch-home"),
             PYTHONUNBUFFERED="1",
             # One thread: tiny models gain nothing from two, and two spin badly on a busy machine.
             OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),

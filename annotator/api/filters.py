@@ -14,6 +14,8 @@ from rest_framework.filters import BaseFilterBackend
 from rest_framework.pagination import PageNumberPagination
 
 _OPENAPI_TYPES = {int: "integer", str: "string", bool: "boolean"}
+# What a database integer column holds (SQLite raises OverflowError past it, a 500 instead of a 400).
+INT_RANGE = (-(2**63), 2**63 - 1)
 
 
 def _parse_bool(value: str) -> bool:
@@ -36,6 +38,8 @@ class Filter:
         if self.type is bool:
             return _parse_bool(value)
         parsed = self.type(value)
+        if self.type is int and not INT_RANGE[0] <= parsed <= INT_RANGE[1]:
+            raise ValueError(value)
         if self.choices and parsed not in self.choices:
             raise ValueError(value)
         return parsed
@@ -51,7 +55,8 @@ class DeclaredFilterBackend(BaseFilterBackend):
             try:
                 value = spec.parse(raw)
             except ValueError:
-                expected = f"one of {list(spec.choices)}" if spec.choices else f"a {_OPENAPI_TYPES[spec.type]}"
+                expected = (f"one of {list(spec.choices)}" if spec.choices else
+                            "a 64-bit integer" if spec.type is int else f"a {_OPENAPI_TYPES[spec.type]}")
                 errors[param] = f"expected {expected}, got {raw!r}"
                 continue
             queryset = spec.apply(queryset, value) if isinstance(spec, CustomFilter) else (

@@ -1,5 +1,8 @@
 """Labeling endpoints: thin views over annotator.services.labeling, and the query's files behind membership checks.
 
+The services' refusals (invalid mask, stale version, query locked, round
+closed) become HTTP answers in :mod:`annotator.api.exceptions`, as for every API view.
+
 Media files are never served by URL of the storage: every image, mask and
 suggestion goes through a view that checks the requester belongs to the
 project (MEDIA_ROOT itself is not routed).
@@ -24,7 +27,6 @@ from rest_framework.views import APIView
 from ..models import Annotation, Project, Query
 from ..selectors_labeling import labeling_queue, query_suggestion
 from ..services import labeling
-from ..services.errors import Conflict, PermissionDenied, ServiceError
 from ..services.superpixels import image_superpixels
 from .labeling_serializers import (
     AnnotationVersionSerializer,
@@ -54,32 +56,7 @@ class PngParser(BaseParser):
         return stream.read() if stream is not None else b""
 
 
-class ServiceErrorsMixin:
-    """Turn the services' refusals into HTTP answers: 400 invalid, 403 not allowed, 409 stale or locked."""
-
-    def handle_exception(self, exc):
-        if isinstance(exc, labeling.StaleVersion):
-            latest = AnnotationVersionSerializer(exc.latest).data if exc.latest else None
-            return Response({"detail": str(exc), "code": "stale_version", "latest": latest},
-                            status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, labeling.RoundClosed):
-            return Response({"detail": str(exc), "code": "round_closed",
-                             "annotation": AnnotationVersionSerializer(exc.saved.annotation).data},
-                            status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, labeling.QueryLocked):
-            return Response({"detail": str(exc), "code": "locked"}, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, Conflict):
-            return Response({"detail": str(exc), "code": "conflict"}, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, PermissionDenied):
-            return Response({"detail": str(exc), "code": "permission_denied"}, status=status.HTTP_403_FORBIDDEN)
-        if isinstance(exc, labeling.InvalidMask):
-            return Response({"detail": str(exc), "code": "invalid_mask"}, status=status.HTTP_400_BAD_REQUEST)
-        if isinstance(exc, ServiceError):
-            return Response({"detail": str(exc), "code": "invalid"}, status=status.HTTP_400_BAD_REQUEST)
-        return super().handle_exception(exc)
-
-
-class QueryView(ServiceErrorsMixin, APIView):
+class QueryView(APIView):
     """Base for endpoints about one query: loads it and checks membership (403 for outsiders)."""
 
     permission_classes = [IsAuthenticated, IsProjectMember]
@@ -93,7 +70,7 @@ class QueryView(ServiceErrorsMixin, APIView):
         return QueryDetailSerializer(query, context={"request": self.request}).data
 
 
-class NextQueryView(ServiceErrorsMixin, APIView):
+class NextQueryView(APIView):
     """POST: lock and return the next query of the project for the requester (``query`` null when none)."""
 
     permission_classes = [IsAuthenticated, IsProjectMember]
@@ -115,7 +92,7 @@ class NextQueryView(ServiceErrorsMixin, APIView):
         return Response({"query": QueryDetailSerializer(query, context={"request": request}).data})
 
 
-class QueueView(ServiceErrorsMixin, APIView):
+class QueueView(APIView):
     """GET: the project's labeling round in numbers, and the requester's own locks."""
 
     permission_classes = [IsAuthenticated, IsProjectMember]
@@ -286,7 +263,7 @@ class QuerySuperpixelsView(QueryView):
         return _file_response(image.superpixels, content_type="image/png")
 
 
-class AnnotationMaskView(ServiceErrorsMixin, APIView):
+class AnnotationMaskView(APIView):
     permission_classes = [IsAuthenticated, IsProjectMember]
 
     @extend_schema(responses=PNG)

@@ -7,7 +7,10 @@ from rest_framework import serializers
 from models_store.models import ModelVersion
 
 from ..models import Annotation, Image, Job, LabelClass, Membership, Project, Query, Round, Suggestion
+from ..selectors import job_error_for
+from ..services.errors import ServiceError
 from ..services.exports import EXPORT_FORMATS
+from ..services.init_checkpoints import init_checkpoint_resolve
 from ..services.projects import EDITABLE_FIELDS
 
 
@@ -25,7 +28,7 @@ PROJECT_SETTINGS = [
     "query_unit", "budget_unit", "budget_per_round", "rounds_total", "strategy", "uncertainty_measure",
     "diversity_weight", "architecture", "adversarial_adaptation", "self_training", "consistency_training",
     "pixel_contrastive", "ssl_pretraining", "train_height", "train_width", "train_steps_initial",
-    "train_steps_per_round", "init_checkpoint", "suggestion_precision",
+    "train_steps_per_round", "init_checkpoint", "suggestion_precision", "pretrained", "validation_images",
 ]
 assert set(PROJECT_SETTINGS) | {"name", "description"} == EDITABLE_FIELDS
 
@@ -42,6 +45,14 @@ class ProjectSerializer(serializers.ModelSerializer):
                   *PROJECT_SETTINGS]
         read_only_fields = ["state", "created_at"]
         validators: list = []  # name uniqueness: the service says it in a sentence
+
+    def validate_init_checkpoint(self, value: str) -> str:
+        if not value or (self.instance is not None and value == self.instance.init_checkpoint):
+            return value  # unchanged: project_update decides (it is fixed once the project has started)
+        try:
+            return init_checkpoint_resolve(value, project=self.instance)
+        except ServiceError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
 
     def get_role(self, project) -> str | None:
         user = self.context["request"].user
@@ -167,12 +178,18 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 class JobSerializer(serializers.ModelSerializer):
     round_number = serializers.IntegerField(source="round.number", read_only=True, allow_null=True)
     is_final = serializers.BooleanField(read_only=True)
+    error = serializers.SerializerMethodField(help_text="Why it failed: the traceback for staff, one line for others.")
 
     class Meta:
         model = Job
         fields = ["id", "project", "round", "round_number", "kind", "state", "is_final", "phase", "progress",
                   "message", "error", "cancel_requested", "attempts", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
+
+
+    def get_error(self, job) -> str:
+        request = self.context.get("request")  # absent when a view echoes a job it just queued: no traceback then
+        return job_error_for(job=job, user=getattr(request, "user", None))
 
 
 class JobDetailSerializer(JobSerializer):

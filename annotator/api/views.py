@@ -1,5 +1,8 @@
 """REST API for clients and the lead pages: thin views, every change through one service.
 
+Views call services directly; a refusal (ServiceError) becomes its HTTP answer
+in :mod:`annotator.api.exceptions`.
+
 Every queryset is narrowed to the projects the user belongs to (all of them
 for staff), so an outsider sees empty lists and 404s; the permission classes
 then let members read and leads write. The annotator's labeling endpoints
@@ -16,9 +19,9 @@ from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import NotFound
 from rest_framework.filters import OrderingFilter
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -27,7 +30,6 @@ from models_store.models import ModelVersion
 
 from ..models import Annotation, Image, Job, Project, Query, Round, Suggestion
 from ..selectors import membership_list, project_ids_for_user, project_list_for_user, project_metrics
-from ..services.errors import Conflict, PermissionDenied, ServiceError
 from ..services.exports import export_file, export_model, export_start
 from ..services.images import image_import_start, image_set_split
 from ..services.jobs import job_cancel_request
@@ -38,28 +40,6 @@ from ..services.rounds import job_retry, project_readiness, project_start, round
 from . import serializers as s
 from .filters import CustomFilter, DeclaredFilterBackend, Filter, PageNumberWithSize
 from .permissions import IsProjectLead, IsProjectLeadOrReadOnly
-
-
-class ServiceRefused(APIException):
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "refused"
-
-
-class ServiceConflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-
-
-def call_service(function, **kwargs):
-    """Run a service and turn its refusal into a 400 (409 for stale state, 403 for a forbidden one) with its sentence."""
-    try:
-        return function(**kwargs)
-    except Conflict as exc:
-        raise ServiceConflict(str(exc)) from exc
-    except PermissionDenied as exc:
-        raise exceptions.PermissionDenied(str(exc)) from exc
-    except ServiceError as exc:
-        raise ServiceRefused(str(exc)) from exc
 
 
 class ProjectScopedViewSet(viewsets.GenericViewSet):
@@ -109,12 +89,12 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
         classes = [ClassSpec(**c) for c in data.pop("classes", [])]
-        serializer.instance = call_service(project_create, created_by=self.request.user, classes=classes, **data)
+        serializer.instance = project_create(created_by=self.request.user, classes=classes, **data)
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
         data.pop("classes", None)
-        serializer.instance = call_service(project_update, project=serializer.instance, **data)
+        serializer.instance = project_update(project=serializer.instance, **data)
 
     @extend_schema(request=s.LabelClassSerializer(many=True), responses=s.LabelClassSerializer(many=True),
                    description="The class list. PUT replaces it (leads); once masks exist only names, colours "
@@ -125,8 +105,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         if request.method == "PUT":
             serializer = s.LabelClassSerializer(data=request.data, many=True)
             serializer.is_valid(raise_exception=True)
-            call_service(project_set_classes, project=project,
-                         classes=[ClassSpec(**c) for c in serializer.validated_data])
+            project_set_classes(project=project, classes=[ClassSpec(**c) for c in serializer.validated_data])
         return Response(s.LabelClassSerializer(project.classes.order_by("index"), many=True).data)
 
     @extend_schema(methods=["GET"], responses=s.MembershipSerializer(many=True))
@@ -138,8 +117,8 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         if request.method == "POST":
             serializer = s.MembershipSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
-            membership = call_service(membership_set, project=project, user=serializer.validated_data["user"]["username"],
-                                      role=serializer.validated_data["role"])
+            membership = membership_set(project=project, user=serializer.validated_data["user"]["username"],
+                                        role=serializer.validated_data["role"])
             return Response(s.MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
         return Response(s.MembershipSerializer(membership_list(project=project), many=True).data)
 
@@ -148,7 +127,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     def remove_member(self, request, pk=None, user_id=None):
         project = self.get_object()
         user = get_object_or_404(get_user_model(), pk=user_id)
-        call_service(membership_remove, project=project, user=user)
+        membership_remove(project=project, user=user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses=s.ReadinessSerializer, description="What stops the project from starting.")
@@ -161,7 +140,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                    description="Start the project (leads): round 0 trains on labeled source + unlabeled target.")
     @action(detail=True, methods=["post"], filter_backends=[])
     def start(self, request, pk=None):
-        round_ = call_service(project_start, project=self.get_object(), user=request.user)
+        round_ = project_start(project=self.get_object(), user=request.user)
         return Response(s.RoundSerializer(_rounds_with_counts().get(pk=round_.pk)).data,
                         status=status.HTTP_201_CREATED)
 
@@ -180,8 +159,8 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     def set_split(self, request, pk=None):
         serializer = s.ImageSplitSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        changed = call_service(image_set_split, project=self.get_object(),
-                               images=serializer.validated_data["image_ids"], split=serializer.validated_data["split"])
+        changed = image_set_split(project=self.get_object(), images=serializer.validated_data["image_ids"],
+                                  split=serializer.validated_data["split"])
         return Response({"changed": changed})
 
     @extend_schema(request={"multipart/form-data": s.ImportSerializer}, responses={202: s.JobSerializer},
@@ -191,8 +170,8 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         serializer = s.ImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        job = call_service(image_import_start, project=self.get_object(), user=request.user, domain=data["domain"],
-                           val_count=data["val_count"], upload=data.get("archive"), folder=data.get("folder", ""))
+        job = image_import_start(project=self.get_object(), user=request.user, domain=data["domain"],
+                                 val_count=data["val_count"], upload=data.get("archive"), folder=data.get("folder", ""))
         return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=s.ExportSerializer, responses={202: s.JobSerializer},
@@ -202,7 +181,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     def exports(self, request, pk=None):
         serializer = s.ExportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        job = call_service(export_start, project=self.get_object(), fmt=serializer.validated_data["format"],
+        job = export_start(project=self.get_object(), fmt=serializer.validated_data["format"],
                            include_imported=serializer.validated_data["include_imported"])
         return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -246,7 +225,7 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScop
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
         round_ = self.get_object()
-        following = call_service(round_close, round_=round_, user=request.user)
+        following = round_close(round_=round_, user=request.user)
         return Response(s.RoundSerializer(self.base_queryset().get(pk=(following or round_).pk)).data)
 
 
@@ -319,12 +298,12 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proj
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY},
                    description="The checkpoint (weights + meta.json under model/) and maskloop.json with the "
-                               "version's metrics, classes and training config.")
-    @action(detail=True, methods=["get"])
+                               "version's metrics, classes and training config (leads, like exports).")
+    @action(detail=True, methods=["get"], permission_classes=[IsAuthenticated, IsProjectLead])
     def download(self, request, pk=None):
         model_version = self.get_object()
         handle = tempfile.TemporaryFile()
-        call_service(export_model, model_version=model_version, dest=handle)
+        export_model(model_version=model_version, dest=handle)
         handle.seek(0)
         slug = "".join(c if c.isalnum() else "-" for c in model_version.project.name.lower()).strip("-")
         return FileResponse(handle, filename=f"{slug}-model-v{model_version.version}.zip",
@@ -335,7 +314,7 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proj
 
 
 def _active(queryset, value: bool):
-    active = Q(state__in=[Job.State.QUEUED, Job.State.RUNNING])
+    active = Q(state__in=Job.ACTIVE_STATES)
     return queryset.filter(active) if value else queryset.exclude(active)
 
 
@@ -362,16 +341,13 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScoped
                                "next progress report.")
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        job = self.get_object()
-        if job.is_final:
-            raise ServiceRefused(f"job {job.pk} has ended ({job.state})")
-        return Response(s.JobSerializer(job_cancel_request(job=job)).data)
+        return Response(s.JobSerializer(job_cancel_request(job=self.get_object())).data)
 
     @extend_schema(request=None, responses={201: s.JobSerializer},
                    description="Run a failed or cancelled round job again (leads); returns the new job.")
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        job = call_service(job_retry, job=self.get_object(), user=request.user)
+        job = job_retry(job=self.get_object(), user=request.user)
         return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,

@@ -27,9 +27,11 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from ..imaging import IGNORE_INDEX
+from learning.labels import IGNORE_INDEX
+
 from ..models import Annotation, Image, Job, Project
 from .errors import ServiceError
+from .imports import file_name_safe
 
 Progress = Callable[[int, int], None]
 
@@ -51,12 +53,20 @@ class LabeledImage:
         return self.image.domain
 
     @property
+    def file_name(self) -> PurePosixPath:
+        """The original name made safe (rows from before imports sanitised names may hold ``..\\x.png``),
+        with ``.png`` when the import converted the file (a TIFF, a rotated photo) to PNG."""
+        name = PurePosixPath(file_name_safe(self.image.original_name))
+        converted = PurePosixPath(self.image.file.name).suffix.lower() == ".png" and name.suffix.lower() != ".png"
+        return name.with_suffix(".png") if converted else name
+
+    @property
     def image_path(self) -> str:
-        return f"{self.folder}/images/{self.image.original_name}"
+        return f"{self.folder}/images/{self.file_name}"
 
     @property
     def mask_path(self) -> str:
-        return f"{self.folder}/masks/{PurePosixPath(self.image.original_name).stem}.png"
+        return f"{self.folder}/masks/{self.file_name.stem}.png"
 
 
 @dataclass
@@ -206,13 +216,12 @@ def export_coco(*, project: Project, dest: Path, include_imported: bool = True,
 
 
 def model_checkpoint_dir(model_version) -> Path:
-    root = Path(settings.MODELS_STORE_ROOT).resolve()
-    folder = (root / model_version.path).resolve()
-    if not folder.is_relative_to(root):
-        raise ServiceError(f"model v{model_version.version}: its path leaves the model store")
-    if not folder.is_dir() or not any(folder.iterdir()):
-        raise ServiceError(f"model v{model_version.version}: the checkpoint files are missing ({folder})")
-    return folder
+    from models_store.storage import StoreError, version_dir
+
+    try:
+        return version_dir(model_version, must_exist=True)
+    except StoreError as error:
+        raise ServiceError(str(error)) from error
 
 
 def model_metadata(model_version) -> dict:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -29,11 +31,40 @@ from .jobs import job_create, job_enqueue
 # labeled source images are, "test" is never touched by the loop.
 MOVABLE_SPLITS = (Image.Split.POOL, Image.Split.VAL, Image.Split.TEST, Image.Split.TRAIN)
 
-MAX_ARCHIVE_MEMBERS = 200_000
+COPY_CHUNK = 1024**2
+# The compression-ratio guard waits until a member has unpacked this much: small
+# files (classes.json, a flat mask) may compress very well, a bomb is large.
+RATIO_CHECKED_AFTER = 8 * 1024**2
 
 
-def _max_archive_bytes() -> int:
-    return int(getattr(settings, "MASKLOOP_MAX_IMPORT_BYTES", 20 * 1024**3))
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """How much an import archive may unpack to (config/settings.py, MASKLOOP_IMPORT_*)."""
+
+    file_bytes: int
+    total_bytes: int
+    ratio: int
+    files: int
+
+    @classmethod
+    def from_settings(cls) -> ArchiveLimits:
+        return cls(file_bytes=settings.MASKLOOP_IMPORT_MAX_FILE_BYTES, total_bytes=settings.MASKLOOP_MAX_IMPORT_BYTES,
+                   ratio=settings.MASKLOOP_IMPORT_MAX_RATIO, files=settings.MASKLOOP_IMPORT_MAX_FILES)
+
+    def refuse_file(self, name: str, size: int) -> None:
+        if size > self.file_bytes:
+            raise ServiceError(f"{name} unpacks to more than {size_text(self.file_bytes)} "
+                               "(MASKLOOP_IMPORT_MAX_FILE_BYTES): the archive is refused")
+
+    def refuse_total(self, name: str, size: int) -> None:
+        if size > self.total_bytes:
+            raise ServiceError(f"the archive unpacks to more than {size_text(self.total_bytes)} by {name} "
+                               "(MASKLOOP_MAX_IMPORT_BYTES): the archive is refused")
+
+
+def size_text(size: int) -> str:
+    """A byte count as people read limits: "256 MiB", or bytes below one MiB."""
+    return f"{size / 2**20:,.0f} MiB" if size >= 2**20 else f"{size:,} bytes"
 
 
 @transaction.atomic
@@ -47,7 +78,7 @@ def image_set_split(*, project: Project, images: Iterable[Image] | Iterable[int]
     if split not in MOVABLE_SPLITS:
         raise ServiceError(f"split must be one of {list(MOVABLE_SPLITS)}, not {split!r}")
     project = Project.objects.select_for_update().get(pk=project.pk)
-    if project.state != Project.State.DRAFT or project.rounds.exists():
+    if project.has_started:
         raise ServiceError("the splits are frozen once the project has started: validation must stay comparable")
     ids = [image if isinstance(image, int) else image.pk for image in images]
     rows = list(Image.objects.filter(project=project, pk__in=ids))
@@ -114,50 +145,102 @@ def image_import_start(
         raise ServiceError("the number of validation images cannot be negative")
     if val_count and domain != Image.Domain.TARGET:
         raise ServiceError("validation images come from the target domain")
-    if val_count and (project.state != Project.State.DRAFT or project.rounds.exists()):
+    if val_count and project.has_started:
         raise ServiceError("the validation split is frozen once the project has started")
     if upload is not None:
         if not zipfile.is_zipfile(upload):
             raise ServiceError(f"{upload.name} is not a zip archive")
+        upload.seek(0)
+        try:  # refuse what the archive's directory already gives away, before storing it
+            with zipfile.ZipFile(upload) as bundle:
+                _archive_members(bundle, ArchiveLimits.from_settings())
+        except zipfile.BadZipFile as exc:
+            raise ServiceError(f"{upload.name} is not a readable zip archive ({exc})") from exc
         upload.seek(0)
         archive = default_storage.save(f"uploads/project-{project.pk}/{PurePosixPath(upload.name).name}", upload)
         request = ImportRequest(domain=domain, val_count=val_count, archive=archive)
     else:
         request = ImportRequest(domain=domain, val_count=val_count,
                                 folder=str(import_folder_check(path=folder, user=user)))
-    job = job_create(kind=Job.Kind.IMPORT, project=project, message=f"import {domain} images from {request.describe()}")
-    job_enqueue(job=job, task=import_dataset, domain=request.domain, val_count=request.val_count,
-                archive=request.archive, folder=request.folder)
+    try:
+        job = job_create(kind=Job.Kind.IMPORT, project=project,
+                         message=f"import {domain} images from {request.describe()}")
+        job_enqueue(job=job, task=import_dataset, domain=request.domain, val_count=request.val_count,
+                    archive=request.archive, folder=request.folder)
+    except BaseException:
+        if request.archive:
+            default_storage.delete(request.archive)  # no job will ever unpack it
+        raise
     return job
 
 
-def archive_extract(archive: Path, dest: Path) -> Path:
-    """Unpack a zip safely (no paths outside ``dest``, bounded size) and return the dataset folder in it.
+def _member_path(member: zipfile.ZipInfo) -> PurePosixPath | None:
+    """Where a member unpacks, relative to the archive folder; None for macOS metadata.
 
-    The dataset folder is the first folder, top down, that holds ``images/`` or
-    image files, so both ``images/…`` and ``mydata/images/…`` zips work.
+    Backslashes count as separators (Windows tools write them), and a member
+    that would land outside the folder refuses the whole archive (zip slip).
     """
+    name = PurePosixPath(member.filename.replace("\\", "/"))
+    if name.is_absolute() or ".." in name.parts or (name.parts and name.parts[0].endswith(":")):
+        raise ServiceError(f"the archive member {member.filename!r} points outside the archive (an absolute path "
+                           "or '..'): the archive is refused")
+    return None if "__MACOSX" in name.parts or not name.parts else name
+
+
+def _archive_members(bundle: zipfile.ZipFile, limits: ArchiveLimits) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    """The files to unpack, checked against the sizes the archive declares (cheap; unpacking counts again)."""
+    members = [m for m in bundle.infolist() if not m.is_dir()]
+    if len(members) > limits.files:
+        raise ServiceError(f"the archive holds {len(members)} files, more than {limits.files} "
+                           "(MASKLOOP_IMPORT_MAX_FILES)")
+    declared = 0
+    for member in members:
+        limits.refuse_file(member.filename, member.file_size)
+        declared += member.file_size
+        limits.refuse_total(member.filename, declared)
+    return [(member, path) for member in members if (path := _member_path(member)) is not None]
+
+
+def _copy_counted(source: BinaryIO, out: BinaryIO, member: zipfile.ZipInfo, limits: ArchiveLimits,
+                  unpacked: int) -> int:
+    """Copy one member in chunks, counting bytes (the declared size may lie); returns the bytes copied."""
+    copied = 0
+    while chunk := source.read(COPY_CHUNK):
+        copied += len(chunk)
+        limits.refuse_file(member.filename, copied)
+        limits.refuse_total(member.filename, unpacked + copied)
+        if copied > RATIO_CHECKED_AFTER and copied > limits.ratio * max(member.compress_size, 1):
+            raise ServiceError(f"{member.filename} expands more than {limits.ratio} times its compressed size "
+                               "(MASKLOOP_IMPORT_MAX_RATIO): the archive is refused as a zip bomb")
+        out.write(chunk)
+    return copied
+
+
+def archive_extract(archive: Path, dest: Path) -> Path:
+    """Unpack a zip safely and return the dataset folder in it.
+
+    Members are streamed to disk in chunks and counted while they unpack, so
+    an archive that lies about its sizes still stops at the limits
+    (:class:`ArchiveLimits`); a member outside ``dest`` refuses the archive.
+    The dataset folder is the first folder, top down, that holds ``images/``
+    or image files, so both ``images/…`` and ``mydata/images/…`` zips work.
+    """
+    limits = ArchiveLimits.from_settings()
     dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    unpacked = 0
     try:
         with zipfile.ZipFile(archive) as bundle:
-            members = [m for m in bundle.infolist() if not m.is_dir()]
-            if len(members) > MAX_ARCHIVE_MEMBERS:
-                raise ServiceError(f"the archive holds {len(members)} files, more than {MAX_ARCHIVE_MEMBERS}")
-            if sum(m.file_size for m in members) > _max_archive_bytes():
-                raise ServiceError(f"the archive unpacks to more than {_max_archive_bytes() / 1e9:.0f} GB")
-            root = dest.resolve()
-            for member in members:
-                name = PurePosixPath(member.filename)
-                if name.is_absolute() or ".." in name.parts or "__MACOSX" in name.parts:
-                    continue
-                target = (root / name).resolve()
-                if not target.is_relative_to(root):
-                    continue
+            for member, name in _archive_members(bundle, limits):
+                target = root / name
+                if not target.resolve().is_relative_to(root):
+                    raise ServiceError(f"the archive member {member.filename!r} points outside the archive")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with bundle.open(member) as source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out)
-    except zipfile.BadZipFile as exc:
-        raise ServiceError(f"{archive.name} is not a readable zip archive ({exc})") from exc
+                    unpacked += _copy_counted(source, out, member, limits, unpacked)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
+        # corrupt data (CRC, deflate, cut short), an unsupported method, encryption, a full disk
+        raise ServiceError(f"{archive.name} could not be unpacked: {exc}") from exc
     return _dataset_folder(dest)
 
 
@@ -174,7 +257,12 @@ def _dataset_folder(root: Path) -> Path:
 
 
 class staged_import:
-    """Context manager: the folder to import for a request, cleaned up afterwards (uploads included)."""
+    """Context manager: the folder to import for a request.
+
+    An uploaded archive is unpacked into a temp folder; the folder and the
+    upload are deleted when the import ends, however it ends (a failed unpack
+    included). A server folder the lead pointed to is never touched.
+    """
 
     def __init__(self, request: ImportRequest):
         self.request = request
@@ -183,8 +271,14 @@ class staged_import:
     def __enter__(self) -> Path:
         if not self.request.archive:
             return Path(self.request.folder)
-        self._tmp = Path(tempfile.mkdtemp(prefix="maskloop-import-"))
-        return archive_extract(Path(default_storage.path(self.request.archive)), self._tmp)
+        try:
+            self._tmp = Path(tempfile.mkdtemp(prefix="maskloop-import-"))
+            # One level down: the dataset folder's parent (where an image-only dataset may keep its
+            # classes.json) is then inside the temp folder, never the system's temp directory.
+            return archive_extract(Path(default_storage.path(self.request.archive)), self._tmp / "archive")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
 
     def __exit__(self, *exc_info) -> None:
         if self._tmp is not None:

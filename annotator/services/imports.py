@@ -5,17 +5,19 @@ a half-created record or an orphaned file.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
-from ..imaging import IMAGE_SUFFIXES, InvalidImage, check_image, read_mask, sha256_bytes
+from ..imaging import IMAGE_SUFFIXES, InvalidImage, encode_png, image_for_storage, read_mask, sha256_bytes
 from ..models import Image, Project
 from .errors import ServiceError
+from .images import size_text
 from .projects import class_specs_from_json, project_set_classes
 
 
@@ -27,6 +29,36 @@ class ImportReport:
 
     def summary(self) -> str:
         return f"imported {len(self.imported)}, skipped {len(self.skipped)}, rejected {len(self.rejected)}"
+
+
+# Letters and digits of any script, and a few harmless marks; anything else becomes "_".
+_UNSAFE_NAME_CHARACTERS = re.compile(r"[^\w.\- ()+,@]+")
+
+
+def file_name_safe(name: str) -> str:
+    """The last part of ``name`` (``/`` and ``\\`` both separate), reduced to safe characters.
+
+    What imports store as ``original_name`` and exports write: a name like
+    ``..\\..\\x.png`` becomes ``x.png``, never a path, a hidden file or empty.
+    """
+    base = _UNSAFE_NAME_CHARACTERS.sub("_", re.split(r"[\\/]", name)[-1]).strip(" .")
+    if len(base) > 200:
+        suffix = PurePosixPath(base).suffix[:20]
+        base = base[:200 - len(suffix)] + suffix
+    return base or "image"
+
+
+def _max_file_bytes() -> int:
+    return int(settings.MASKLOOP_IMPORT_MAX_FILE_BYTES)
+
+
+def _read_capped(path: Path) -> bytes:
+    """A file's bytes, refused (before reading) above MASKLOOP_IMPORT_MAX_FILE_BYTES."""
+    size = path.stat().st_size
+    if size > _max_file_bytes():
+        raise InvalidImage(f"{path.name} is {size_text(size)}, above the limit of {size_text(_max_file_bytes())} "
+                           "per file (MASKLOOP_IMPORT_MAX_FILE_BYTES)")
+    return path.read_bytes()
 
 
 @dataclass(frozen=True)
@@ -49,7 +81,8 @@ def dataset_layout(path: Path) -> tuple[list[ImportItem], Path | None]:
         if image_path.suffix.lower() not in IMAGE_SUFFIXES or not image_path.is_file():
             continue
         mask_path = mask_dir / f"{image_path.stem}.png" if mask_dir else None
-        items.append(ImportItem(image_path.name, image_path, mask_path if mask_path and mask_path.is_file() else None))
+        items.append(ImportItem(file_name_safe(image_path.name), image_path,
+                                mask_path if mask_path and mask_path.is_file() else None))
     return items, classes
 
 
@@ -114,32 +147,33 @@ def _import_one(
     project: Project, item: ImportItem, domain: str, split: str, num_classes: int, max_pixels: int
 ) -> str | None:
     """Import one file; return None when imported, or why it was skipped. Raises InvalidImage."""
-    data = item.image_path.read_bytes()
-    info = check_image(data, max_pixels=max_pixels)
+    image = image_for_storage(_read_capped(item.image_path), suffix=item.image_path.suffix,
+                              max_pixels=max_pixels)
     mask_bytes = None
     if item.mask_path is not None:
-        mask_bytes = item.mask_path.read_bytes()
         try:
-            read_mask(mask_bytes, size=(info.width, info.height), num_classes=num_classes)
+            mask = read_mask(_read_capped(item.mask_path), size=(image.width, image.height), num_classes=num_classes)
         except InvalidImage as exc:
             raise InvalidImage(f"mask {item.mask_path.name}: {exc}") from exc
+        # Stored as the canonical 8-bit PNG: 1-bit, palette and 16-bit masks read the same everywhere after.
+        mask_bytes = encode_png(mask)
     if split == Image.Split.VAL and mask_bytes is None:
         raise InvalidImage("validation images need a ground-truth mask (masks/STEM.png)")
     if split == Image.Split.TRAIN and domain == Image.Domain.SOURCE and mask_bytes is None:
         raise InvalidImage("labeled source images need a mask (masks/STEM.png)")
-    checksum = sha256_bytes(data)
+    checksum = sha256_bytes(image.data)
     if Image.objects.filter(project=project, checksum=checksum).exists():
         return "already imported (same content)"
     if Image.objects.filter(project=project, original_name=item.name, domain=domain).exists():
         return "a different image with this name is already in the project"
     record = Image(
         project=project, original_name=item.name, checksum=checksum, domain=domain, split=split,
-        width=info.width, height=info.height,
+        width=image.width, height=image.height,
     )
     stored: list = []
     try:
         with transaction.atomic():
-            record.file.save(f"{checksum[:16]}{item.image_path.suffix.lower()}", ContentFile(data), save=False)
+            record.file.save(f"{checksum[:16]}{image.suffix}", ContentFile(image.data), save=False)
             stored.append(record.file)
             if mask_bytes is not None:
                 record.gt_mask.save(f"{checksum[:16]}.png", ContentFile(mask_bytes), save=False)

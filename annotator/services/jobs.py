@@ -8,6 +8,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..models import Job
+from .errors import ServiceError
 
 
 def job_create(*, kind: str, project=None, round_=None, message: str = "") -> Job:
@@ -75,9 +76,14 @@ def job_fail(*, job_id: int, error: BaseException | str) -> None:
 
 
 def job_cancel_request(*, job: Job) -> Job:
-    """Ask a running job to stop at its next progress report; a queued one is cancelled at once."""
+    """Ask a running job to stop at its next progress report; a queued one is cancelled at once.
+
+    A job that has ended is refused (ServiceError): there is nothing left to stop.
+    """
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
+        if not job.can_cancel:
+            raise ServiceError(f"job {job.pk} has ended ({job.state}): a finished job cannot be cancelled")
         if job.state == Job.State.QUEUED:
             job.state, job.finished_at = Job.State.CANCELLED, timezone.now()
         job.cancel_requested = True

@@ -32,7 +32,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, Exists, IntegerField, OuterRef, Q, Value, When
 from django.utils import timezone
 
-from ..imaging import IGNORE_INDEX, InvalidImage, encode_png, read_mask, sha256_bytes
+from learning.labels import IGNORE_INDEX
+
+from ..imaging import InvalidImage, encode_png, read_mask, sha256_bytes
 from ..models import Annotation, Image, Project, Query, Round
 from ..selectors import membership_role
 from ..selectors_labeling import query_suggestion, read_region
@@ -91,12 +93,16 @@ def _held_by_other(query: Query, user: AbstractBaseUser, now: datetime) -> bool:
     )
 
 
-def _take_lock(query: Query, user: AbstractBaseUser, now: datetime) -> None:
-    """Lock (or renew) ``query`` for ``user``; the caller holds the row lock."""
+def _refuse_if_held(query: Query, user: AbstractBaseUser, now: datetime) -> None:
     if _held_by_other(query, user, now):
         raise QueryLocked(
             f"{query.assignee} is labeling this query (locked until {timezone.localtime(query.locked_until):%H:%M})."
         )
+
+
+def _take_lock(query: Query, user: AbstractBaseUser, now: datetime) -> None:
+    """Lock (or renew) ``query`` for ``user``; the caller holds the row lock."""
+    _refuse_if_held(query, user, now)
     query.assignee = user
     query.locked_until = _lock_expiry(now)
 
@@ -147,15 +153,25 @@ def query_next(*, project: Project, user: AbstractBaseUser) -> Query | None:
     return query
 
 
-@transaction.atomic
-def query_claim(*, query: Query, user: AbstractBaseUser) -> Query:
-    """Lock a particular pending query (opened by its URL) for ``user``; QueryLocked if someone else holds it."""
-    query = Query.objects.select_for_update(of=("self",)).select_related("round__project").get(pk=query.pk)
+def query_claim_check(*, query: Query, user: AbstractBaseUser) -> None:
+    """Raise what :func:`query_claim` would refuse with now (Conflict, QueryLocked); changes nothing.
+
+    The labeling page shows this on GET: a GET must not assign queries (a link on
+    another site could), so the page's script claims with a POST.
+    """
     _require_member(query.round.project, user)
     if query.status != Query.Status.PENDING:
         raise Conflict(f"This query was {query.get_status_display().lower()} already.")
     if query.round.state != Round.State.LABELING:
         raise Conflict(f"Round {query.round.number} is not open for labeling.")
+    _refuse_if_held(query, user, timezone.now())
+
+
+@transaction.atomic
+def query_claim(*, query: Query, user: AbstractBaseUser) -> Query:
+    """Lock a particular pending query (opened by its URL) for ``user``; QueryLocked if someone else holds it."""
+    query = Query.objects.select_for_update(of=("self",)).select_related("round__project").get(pk=query.pk)
+    query_claim_check(query=query, user=user)
     _take_lock(query, user, timezone.now())
     query.save(update_fields=["assignee", "locked_until"])
     return query

@@ -8,8 +8,11 @@ from pathlib import Path
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from learning.labels import IGNORE_INDEX
+
 from ..models import LabelClass, Membership, Project
 from .errors import PermissionDenied, ServiceError
+from .init_checkpoints import init_checkpoint_resolve
 
 DEFAULT_PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -33,9 +36,9 @@ def class_specs_from_json(path: Path) -> list[ClassSpec]:
     entries = data.get("classes") if isinstance(data, dict) else data
     if not isinstance(entries, list) or not entries:
         raise ServiceError(f"{path}: expected a non-empty 'classes' list")
-    ignore = data.get("ignore_index", 255) if isinstance(data, dict) else 255
-    if ignore != 255:
-        raise ServiceError(f"{path}: ignore_index must be 255, got {ignore}")
+    ignore = data.get("ignore_index", IGNORE_INDEX) if isinstance(data, dict) else IGNORE_INDEX
+    if ignore != IGNORE_INDEX:
+        raise ServiceError(f"{path}: ignore_index must be {IGNORE_INDEX}, got {ignore}")
     specs = []
     for position, entry in enumerate(entries):
         index = int(entry.get("id", position))
@@ -61,14 +64,21 @@ def default_hotkey(index: int) -> str:
 
 # Settings a running project keeps: the next round fine-tunes the previous
 # round's weights (same architecture), and pretraining only happens before round 0.
-LOCKED_AFTER_START = frozenset({"architecture", "ssl_pretraining", "init_checkpoint"})
+LOCKED_AFTER_START = frozenset({"architecture", "ssl_pretraining", "init_checkpoint", "pretrained",
+                                "validation_images"})
+
+
+def project_locked_settings(*, project: Project) -> frozenset[str]:
+    """The settings a lead can no longer change: :data:`LOCKED_AFTER_START` once the project has started."""
+    return LOCKED_AFTER_START if project.has_started else frozenset()
 
 # Everything a lead may edit with project_update (the state changes only through services).
 EDITABLE_FIELDS = frozenset({
     "name", "description", "query_unit", "budget_unit", "budget_per_round", "rounds_total", "strategy",
     "uncertainty_measure", "diversity_weight", "architecture", "adversarial_adaptation", "self_training",
     "consistency_training", "pixel_contrastive", "ssl_pretraining", "train_height", "train_width",
-    "train_steps_initial", "train_steps_per_round", "init_checkpoint", "suggestion_precision",
+    "train_steps_initial", "train_steps_per_round", "init_checkpoint", "suggestion_precision", "pretrained",
+    "validation_images",
 })
 
 
@@ -89,13 +99,9 @@ def project_check_settings(project: Project) -> None:
         raise ServiceError("a budget in regions needs region queries")
     if project.strategy == Project.Strategy.REGION and project.query_unit != Project.QueryUnit.REGION:
         raise ServiceError("the region strategy (RIPU) needs region queries")
-    if project.init_checkpoint:
-        path = Path(project.init_checkpoint)
-        if not (path.is_file() or (path / "meta.json").is_file()):
-            raise ServiceError(
-                f"initial checkpoint {path} is neither a backbone file nor a checkpoint folder with meta.json "
-                "on this server (nothing is ever downloaded)"
-            )
+    # Fixed once started (a file that disappears later must not block other settings).
+    if project.init_checkpoint and (project.pk is None or not project.has_started):
+        project.init_checkpoint = init_checkpoint_resolve(project.init_checkpoint, project=project)
 
 
 def project_may_create(user: AbstractBaseUser) -> bool:
@@ -148,11 +154,7 @@ def project_set_classes(*, project: Project, classes: Sequence[ClassSpec]) -> li
         if len(values) != len(set(values)):
             raise ServiceError(f"two classes share the {field} {sorted(v for v in values if values.count(v) > 1)[0]!r}")
     current = sorted(project.classes.select_for_update().values_list("index", flat=True))
-    has_masks = (
-        project.images.exclude(gt_mask="").exists()
-        or project.images.filter(annotations__isnull=False).exists()
-    )
-    if has_masks and current != indices:
+    if project.has_masks and current != indices:
         raise ServiceError("masks exist already: classes can be renamed or recoloured, not added or removed")
     labels = [
         LabelClass(project=project, index=spec.index, name=spec.name, color=spec.color, hotkey=spec.hotkey)
@@ -173,10 +175,9 @@ def project_update(*, project: Project, **changes) -> Project:
     if unknown:
         raise ServiceError(f"these settings cannot be edited: {sorted(unknown)}")
     changed = {field for field, value in changes.items() if getattr(project, field) != value}
-    if project.state != Project.State.DRAFT and changed & LOCKED_AFTER_START:
-        raise ServiceError(
-            f"{', '.join(sorted(changed & LOCKED_AFTER_START))} cannot change once the project has started"
-        )
+    locked = changed & project_locked_settings(project=project)
+    if locked:
+        raise ServiceError(f"{', '.join(sorted(locked))} cannot change once the project has started")
     if "name" in changed:
         changes["name"] = changes["name"].strip()
         if not changes["name"]:

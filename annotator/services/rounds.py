@@ -3,8 +3,11 @@
 Rounds only move forward (``Round.TRANSITIONS``). Every transition happens
 here, under a row lock, and the background work it triggers is enqueued only
 after the transaction commits. The work itself (train → evaluate → select →
-suggest) lives in ``learning.services``; its Celery tasks call back into
-:func:`round_mark_selecting`, :func:`round_open` and :func:`round_finish`.
+suggest) is one round step, ``learning.round_step.propose_round`` after
+training; the round worker services that run it and store its rows
+(``annotator.services.round_training`` and ``annotator.services.round_selection``)
+call back into :func:`round_mark_selecting`, :func:`round_open` and
+:func:`round_finish`.
 """
 from __future__ import annotations
 
@@ -14,47 +17,97 @@ from django.utils import timezone
 
 from ..models import Image, Job, Project, Query, Round
 from .errors import ServiceError
+from .init_checkpoints import init_checkpoint_resolve
 from .jobs import job_create, job_enqueue
 
 
 def _enqueue_round_job(round_: Round) -> Job:
-    from learning.tasks import round_train  # the task module imports services, not the reverse
+    # The task module imports services, not the reverse. A round without labels to train on (a cold
+    # start) begins with selection.
+    from learning.tasks import round_select, round_train
 
     job = job_create(kind=Job.Kind.ROUND, project=round_.project, round_=round_,
                      message=f"round {round_.number}: queued")
-    job_enqueue(job=job, task=round_train)
+    job_enqueue(job=job, task=round_select if round_.state == Round.State.SELECTING else round_train)
     return job
 
 
 def project_readiness(*, project: Project) -> list[str]:
-    """What stops a project from starting, as sentences; empty when it can start."""
+    """What stops a project from starting, as sentences; empty when it can start.
+
+    Classes and target images are all a project needs: labeled source
+    images, masks imported with target images and validation masks are
+    optional (without labels round 0 asks for a diverse first set; without
+    validation masks the app sets validation images aside to be labeled).
+    """
     problems = []
     if project.classes.count() < 2:
         problems.append("define at least two classes")
-    labeled_source = project.images.filter(domain=Image.Domain.SOURCE).exclude(gt_mask="").count()
-    if labeled_source == 0:
-        problems.append("import labeled source images (images + masks)")
     if not project.images.filter(domain=Image.Domain.TARGET, split=Image.Split.POOL).exists():
         problems.append("import target images into the unlabeled pool")
-    if not project.images.filter(split=Image.Split.VAL).exclude(gt_mask="").exists():
-        problems.append("mark target images with ground truth as validation images (they are frozen afterwards)")
+    if project.init_checkpoint:  # set before the roots rule, or its file was removed since
+        try:
+            init_checkpoint_resolve(project.init_checkpoint, project=project)
+        except ServiceError as exc:
+            problems.append(str(exc))
     return problems
 
 
 @transaction.atomic
 def project_start(*, project: Project, user: AbstractBaseUser | None = None) -> Round:
-    """Open round 0: train on labeled source + unlabeled target, then select and suggest."""
+    """Open round 0.
+
+    With labeled data (source masks, or masks imported with pool images)
+    round 0 trains first, then selects and suggests. Without any (a project
+    of plain images) round 0 selects a diverse first set for people to label
+    and the first model trains when those labels arrive. Either way, when no
+    validation masks were imported, validation images are set aside now.
+    """
+    from .round_data import has_labels
+
     project = Project.objects.select_for_update().get(pk=project.pk)
-    if project.state != Project.State.DRAFT or project.rounds.exists():
+    if project.has_started:
         raise ServiceError(f"{project.name} has started already")
     problems = project_readiness(project=project)
     if problems:
         raise ServiceError(f"{project.name} cannot start yet: " + "; ".join(problems))
     project.state = Project.State.ACTIVE
     project.save(update_fields=["state"])
-    round_ = Round.objects.create(project=project, number=0, state=Round.State.TRAINING)
+    state = Round.State.TRAINING if has_labels(project) else Round.State.SELECTING
+    round_ = Round.objects.create(project=project, number=0, state=state)
+    validation_reserve(project=project, round_=round_)
     _enqueue_round_job(round_)
     return round_
+
+
+# Never set aside more than this share of the pool for validation: the rest must remain to be labeled.
+MAX_VALIDATION_SHARE = 0.3
+
+
+def validation_reserve(*, project: Project, round_: Round) -> list[Query]:
+    """Set aside a frozen random sample of pool images as validation images, each a whole-image query.
+
+    Only when no validation image with a mask was imported. The sample is
+    random (seeded by the project, so it is reproducible) rather than chosen
+    by a model, so the mIoU it measures is unbiased; the images leave the
+    pool for good: they never enter training or selection.
+    """
+    import numpy as np
+
+    if project.validation_images == 0 or project.images.filter(split=Image.Split.VAL).exclude(gt_mask="").exists():
+        return []
+    # Pool images with imported masks are labels already: they stay training data.
+    pool = list(project.images.filter(domain=Image.Domain.TARGET, split=Image.Split.POOL, gt_mask="")
+                .order_by("pk").values_list("pk", flat=True))
+    # A small pool still gets one validation image, as long as two remain to be labeled.
+    count = min(project.validation_images, max(int(len(pool) >= 3), int(len(pool) * MAX_VALIDATION_SHARE)))
+    if count == 0:
+        return []
+    chosen = sorted(np.random.default_rng(project.pk).choice(pool, size=count, replace=False).tolist())
+    Image.objects.filter(pk__in=chosen).update(split=Image.Split.VAL)
+    images = Image.objects.filter(pk__in=chosen).order_by("pk")
+    return [Query.objects.create(round=round_, image=image, kind=Query.Kind.VALIDATION, pixels=image.pixels,
+                                 priority=index) for index, image in enumerate(images)]
 
 
 def _move(round_: Round, state: str) -> None:
@@ -94,12 +147,6 @@ def round_close_if_complete(*, round_: Round) -> Round | None:
     return None
 
 
-def round_is_last_labeling(*, round_: Round) -> bool:
-    """True when this round must not ask for more labels: the round count or total budget is used up."""
-    project = round_.project
-    return round_.number >= project.rounds_total
-
-
 @transaction.atomic
 def round_mark_selecting(*, round_: Round, model_version) -> Round:
     """Training succeeded: the new model becomes the round's model and selection starts."""
@@ -118,7 +165,8 @@ def round_open(*, round_: Round, stats: dict | None = None) -> Round:
     if round_.state == Round.State.SELECTING:
         _move(round_, Round.State.LABELING)
         round_.opened_at = timezone.now()
-        round_.budget_planned_pixels = sum(round_.queries.values_list("pixels", flat=True))
+        # The budget counts what trains the model; validation queries are reported apart.
+        round_.budget_planned_pixels = sum(round_.queries.filter(kind=Query.Kind.LABEL).values_list("pixels", flat=True))
         round_.stats = {**round_.stats, **(stats or {})}
         round_.save(update_fields=["state", "opened_at", "budget_planned_pixels", "stats"])
     return round_
@@ -139,15 +187,15 @@ def round_finish(*, round_: Round, stats: dict | None = None) -> Round:
 
 @transaction.atomic
 def job_retry(*, job: Job, user: AbstractBaseUser | None = None) -> Job:
-    """Run a failed or cancelled round job again; it resumes from the round's current state."""
+    """Run a failed or cancelled round job again; it resumes from the round's current state.
+
+    :meth:`Job.retry_refusal` decides which jobs may; the round row is locked
+    first, so two retries of its jobs cannot both see "nothing else queued".
+    """
     job = Job.objects.select_for_update().get(pk=job.pk)
-    if job.kind != Job.Kind.ROUND or job.round_id is None:
-        raise ServiceError("only round jobs can be retried")
-    if job.state not in (Job.State.FAILED, Job.State.CANCELLED):
-        raise ServiceError(f"job {job.pk} is {job.state}; only failed or cancelled jobs can be retried")
-    round_ = Round.objects.select_for_update().get(pk=job.round_id)
-    if round_.state not in (Round.State.TRAINING, Round.State.SELECTING):
-        raise ServiceError(f"round {round_.number} is {round_.state}: nothing to retry")
-    if round_.jobs.exclude(pk=job.pk).filter(state__in=(Job.State.QUEUED, Job.State.RUNNING)).exists():
-        raise ServiceError(f"round {round_.number} already has a job queued or running")
-    return _enqueue_round_job(round_)
+    if job.round_id is not None:
+        job.round = Round.objects.select_for_update().get(pk=job.round_id)
+    refusal = job.retry_refusal()
+    if refusal:
+        raise ServiceError(refusal)
+    return _enqueue_round_job(job.round)

@@ -99,11 +99,3 @@ class OutputSpaceAdversarial(TargetObjective):
 
     def summary(self) -> dict[str, Any]:
         return dict(self._last)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"discriminator": {k: v.detach().cpu() for k, v in self.discriminator.state_dict().items()},
-                "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.optimizer.load_state_dict(state["optimizer"])

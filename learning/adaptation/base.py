@@ -1,16 +1,15 @@
 """The plug-in point for extra training objectives on target images.
 
 The train loop (learning/train.py) does the supervised part itself. Everything
-that uses the *unlabeled target* images (output-space adversarial alignment,
-self-training on pseudo-labels, and later mean-teacher consistency or a pixel
-contrastive loss) is a :class:`TargetObjective` registered by name and
+that uses the *unlabeled target* images or adds a loss term (output-space
+adversarial alignment, self-training on pseudo-labels, mean-teacher
+consistency, a pixel contrastive loss) is a :class:`TargetObjective` registered by name and
 picked from ``TrainConfig``, so adding one means adding one class, not
 editing the loop.
 
 Life cycle inside one ``train()`` call::
 
     objective = build_objective(name, config, options)
-    objective.load_state_dict(...)          # optional: carried over from the last round
     objective.setup(context)                # e.g. compute pseudo-labels with the current model
     for each step:
         batch = objective.prepare_target_batch(...)  # e.g. teacher on weak, student gets strong views
@@ -29,18 +28,14 @@ from torch import nn
 
 from learning.data import Sample, SegmentationDataset
 from learning.device import Numerics
+from learning.labels import IGNORE_INDEX
+from learning.progress import Cancelled, ProgressFn, StopFn
 from learning.models import ForwardOutput
 
 if TYPE_CHECKING:
     from learning.train import TrainConfig
 
 
-class TrainingCancelled(Exception):
-    """Raised inside ``train()`` when ``should_stop()`` returned True (cooperative cancellation)."""
-
-
-ProgressFn = Callable[[str, int, int, "float | None"], None]
-StopFn = Callable[[], bool]
 
 
 @dataclass
@@ -60,7 +55,7 @@ class ObjectiveContext:
 
     def check_stop(self) -> None:
         if self.should_stop is not None and self.should_stop():
-            raise TrainingCancelled("training cancelled")
+            raise Cancelled("training cancelled")
 
 
 @dataclass
@@ -117,11 +112,8 @@ class TargetObjective:
         return {}
 
     def state_dict(self) -> dict[str, Any]:
-        """Whatever must survive to the next round (a discriminator, an EMA teacher); torch-saveable."""
+        """Final state worth keeping beyond the run (an EMA teacher), for ``TrainResult.objective_states``."""
         return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict`."""
 
 
 ObjectiveFactory = Callable[["TrainConfig", "dict[str, Any] | None"], TargetObjective]
@@ -150,7 +142,7 @@ def build_objective(name: str, config: "TrainConfig", options: dict[str, Any] | 
 
 
 def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, weight: torch.Tensor | None = None,
-                         ignore_index: int = 255) -> torch.Tensor:
+                         ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """Mean cross-entropy over labeled pixels only; exactly 0 (with a zero gradient) when none are labeled.
 
     ``F.cross_entropy(reduction="mean")`` returns NaN for an all-ignored batch,

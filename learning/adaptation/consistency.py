@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from learning.adaptation.base import ObjectiveContext, StepState, TargetObjective, register_objective
 from learning.adaptation.strong import StrongAugment, cutmix_boxes
-from learning.data import IGNORE_INDEX
+from learning.labels import IGNORE_INDEX
 from learning.models import model_forward
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,6 @@ class MeanTeacherConsistency(TargetObjective):
         self.start_step = 0
         self.strong = StrongAugment()
         self._numerics = None
-        self._pending_teacher: dict[str, torch.Tensor] | None = None
         self._batch: dict[str, torch.Tensor] | None = None
         self._exclude_carried_labels = False
         self._totals = {"active_steps": 0, "pseudo_fraction": 0.0, "negative_fraction": 0.0, "human_fraction": 0.0}
@@ -127,9 +126,6 @@ class MeanTeacherConsistency(TargetObjective):
             # for "grey border" from a real one: only zoom in on target images.
             context.target_dataset.augment = replace(augment, scale=(1.0, max(1.0, augment.scale[1])))
         self.teacher = copy.deepcopy(context.model)
-        if self._pending_teacher is not None:
-            self.teacher.load_state_dict(self._pending_teacher)
-            self._pending_teacher = None
         self.teacher.eval().requires_grad_(False)
         self.start_step = 0 if context.warm_start else int(self.options["start"] * self.config.steps)
         # Where self-training trains on the dataset's labels already, do not count them twice.
@@ -234,12 +230,6 @@ class MeanTeacherConsistency(TargetObjective):
             return {}
         return {"teacher": {k: v.detach().cpu().contiguous() for k, v in self.teacher.state_dict().items()},
                 "thresholds": self.thresholds.clone(), "updates": self.updates}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._pending_teacher = state.get("teacher")
-        if "thresholds" in state:
-            self.thresholds = state["thresholds"].clone().float()
-        self.updates = int(state.get("updates", 0))
 
 
 @torch.no_grad()

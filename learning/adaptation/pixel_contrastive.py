@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from learning.adaptation.base import ObjectiveContext, StepState, TargetObjective, register_objective
-from learning.data import IGNORE_INDEX, Sample
+from learning.data import Sample
+from learning.labels import IGNORE_INDEX
 
 DEFAULTS: dict[str, Any] = {
     "weight": 0.1,  # auxiliary weight next to cross-entropy (ContrastiveSeg's 0.1)
@@ -158,20 +159,14 @@ class PixelContrastive(TargetObjective):
         self.options = {**DEFAULTS, **self.options}
         self.head: ProjectionHead | None = None
         self.optimizer: torch.optim.Optimizer | None = None
-        self._pending: dict[str, Any] | None = None
         self._generator = torch.Generator().manual_seed(config.seed)
         self._totals = {"steps": 0, "pixels": 0, "target_pixels": 0}
 
     def setup(self, context: ObjectiveContext) -> None:
         channels = _feature_channels(context.model)
         self.head = context.numerics.prepare_model(ProjectionHead(channels, self.options["projection_dim"])).train()
-        if self._pending is not None:
-            self.head.load_state_dict(self._pending["head"])
         self.optimizer = torch.optim.AdamW(self.head.parameters(), lr=self.options["lr"] or self.config.lr,
                                            weight_decay=self.config.weight_decay)
-        if self._pending is not None and "optimizer" in self._pending:
-            self.optimizer.load_state_dict(self._pending["optimizer"])
-        self._pending = None
 
     def _target_labels(self, state: StepState) -> torch.Tensor:
         labels = state.target_masks.clone()
@@ -210,15 +205,6 @@ class PixelContrastive(TargetObjective):
     def summary(self) -> dict[str, Any]:
         steps = self._totals["steps"]
         return {"steps": steps, "pixels_per_step": round(self._totals["pixels"] / steps, 1) if steps else 0.0}
-
-    def state_dict(self) -> dict[str, Any]:
-        if self.head is None:
-            return {}
-        return {"head": {k: v.detach().cpu() for k, v in self.head.state_dict().items()},
-                "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._pending = state
 
 
 def _feature_channels(model: nn.Module) -> int:

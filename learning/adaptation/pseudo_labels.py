@@ -27,7 +27,8 @@ import torch
 from learning.adaptation.base import (
     ObjectiveContext, StepState, TargetObjective, masked_cross_entropy, register_objective, samples_with_masks,
 )
-from learning.data import CACHE, IGNORE_INDEX, Sample, Size, resize_mask
+from learning.data import CACHE, Sample, Size, resize_mask
+from learning.labels import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,17 @@
 """Active selection: score the pool, cut it into query units, pick what to label next.
 
-Public API (what ``learning/services.py`` and the campaign simulator use)::
+Public API, called by ``learning/round_step.py``'s ``propose_round`` (which
+the app's round worker and the campaign simulator both run)::
 
     scores = score_pool(model, samples, measure="entropy", size=(240, 320), cache=ScoreCache(root, version))
     pool = [PoolItem(score=s, regions=superpixels[s.key], labels=labels.get(s.key)) for s in scores]
     queries = select_queries(pool, Budget(1.0, "percent"), "adaptive", round_index=r, val_miou=miou)
 
+The simulator answers the queries with :func:`query_labels` (an oracle) and
+folds them in with :func:`merge_labels`.
+
 Modules: ``uncertainty`` (per-pixel maps), ``regions`` (SLIC / grid units,
-RIPU scores, region features), ``diversity`` (k-center, k-means),
+RIPU scores, region features), ``diversity`` (k-center order, distances),
 ``scoring`` (:class:`PoolScore`, :func:`score_pool`, :class:`ScoreCache`),
 ``candidates`` (pool items -> units), ``queries`` (budgets, query specs),
 ``strategies`` (the registry and :func:`select_queries`).

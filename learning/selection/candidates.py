@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from learning.labels import IGNORE_INDEX
 from learning.selection.diversity import l2_normalise
 from learning.selection.regions import (
     DEFAULT_GRID_CELL,
@@ -27,8 +28,6 @@ from learning.selection.regions import (
 )
 from learning.selection.resample import resize_bilinear, resize_nearest
 from learning.selection.scoring import PoolScore
-
-IGNORE_INDEX = 255
 
 # A unit at least this much labeled counts as "labeled" (a diversity centre).
 LABELED_CENTRE_FRACTION = 0.5

@@ -1,4 +1,4 @@
-"""Diversity among query candidates: core-set (k-center greedy) and k-means.
+"""Diversity among query candidates: core-set (k-center greedy) order and feature distances.
 
 Uncertainty alone picks near-duplicates on a video pool (consecutive frames
 are equally uncertain). The recommended recipe (research/al-da-anchors.md c.4)
@@ -8,7 +8,6 @@ coverage of feature space.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import islice
 
 import numpy as np
 
@@ -90,41 +89,3 @@ def iter_kcenter(
         yield i
         d2 = x_sq + x_sq[i] - 2.0 * (x @ x[i])
         min_dist = np.minimum(min_dist, np.sqrt(np.maximum(d2, 0.0)))
-
-
-def kcenter_greedy(
-    features: np.ndarray,
-    k: int,
-    *,
-    initial_centers: np.ndarray | None = None,
-    scores: np.ndarray | None = None,
-    score_weight: float = 0.0,
-) -> list[int]:
-    """The first ``k`` picks of :func:`iter_kcenter`, in pick order."""
-    if k <= 0:
-        return []
-    order = iter_kcenter(features, initial_centers=initial_centers, scores=scores, score_weight=score_weight)
-    return list(islice(order, int(k)))
-
-
-def kmeans_pick(features: np.ndarray, scores: np.ndarray, k: int, *, seed: int = 0) -> list[int]:
-    """Cluster into ``k`` groups (scikit-learn k-means) and take the top-scoring member of each.
-
-    Returns indices sorted by score, highest first. Fewer than ``k`` come
-    back only when there are fewer than ``k`` distinct feature vectors.
-    """
-    from sklearn.cluster import KMeans
-
-    x = np.asarray(features, dtype=np.float64)
-    s = np.asarray(scores, dtype=np.float64)
-    n_distinct = len(np.unique(x, axis=0)) if len(x) else 0
-    k = min(int(k), n_distinct)
-    if k <= 0:
-        return []
-    labels = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(x)
-    picks = []
-    for cluster in range(k):
-        members = np.flatnonzero(labels == cluster)
-        if members.size:
-            picks.append(int(members[np.argmax(s[members])]))
-    return sorted(picks, key=lambda i: -s[i])

@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from learning.labels import IGNORE_INDEX
 from learning.selection.candidates import Candidates
 from learning.selection.resample import resize_nearest
 
@@ -183,7 +184,7 @@ def query_labels(query: QuerySpec, ground_truth: np.ndarray) -> np.ndarray:
     The campaign simulator uses it; in the app annotators produce the same.
     """
     gt = resize_nearest(ground_truth, query.mask.shape)
-    return np.where(query.mask, gt, 255).astype(np.uint8)
+    return np.where(query.mask, gt, IGNORE_INDEX).astype(np.uint8)
 
 
 def merge_labels(existing: np.ndarray | None, new: np.ndarray) -> np.ndarray:
@@ -191,4 +192,4 @@ def merge_labels(existing: np.ndarray | None, new: np.ndarray) -> np.ndarray:
     if existing is None:
         return new.copy()
     existing = resize_nearest(existing, new.shape)
-    return np.where(new != 255, new, existing).astype(np.uint8)
+    return np.where(new != IGNORE_INDEX, new, existing).astype(np.uint8)

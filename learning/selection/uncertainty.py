@@ -111,16 +111,3 @@ def uncertainty_map(probs: ArrayLike, measure: str = "entropy") -> ArrayLike:
     except KeyError:
         raise ValueError(f"unknown uncertainty measure {measure!r}; known: {sorted(UNCERTAINTY_MEASURES)}") from None
     return fn(probs)
-
-
-def flip_tta_probs(predict_probs: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Average class probabilities of ``x`` and its horizontal flip.
-
-    ``predict_probs`` maps an image batch ``(N, 3, H, W)`` to probabilities
-    ``(N, C, H, W)``. Two passes instead of one (EquAL, BMVC'20): pixels
-    whose prediction changes under a flip get a flatter average and so a
-    higher entropy, which a single pass cannot see.
-    """
-    probs = predict_probs(x)
-    flipped = predict_probs(torch.flip(x, dims=(-1,)))
-    return 0.5 * (probs + torch.flip(flipped, dims=(-1,)))

@@ -1,5 +1,6 @@
 """Imports started from the web: a zip upload or a server folder, validated like the command, run as a job."""
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -24,23 +25,6 @@ def zip_folder(root: Path, *, prefix: str = "", extra: dict[str, bytes] | None =
     buffer.seek(0)
     buffer.name = "dusk.zip"
     return buffer
-
-
-@pytest.fixture
-def lead(users):
-    client = APIClient()
-    client.force_login(users["lead"])
-    return client
-
-
-@pytest.fixture
-def eager_tasks():
-    """Tasks run in-process when the view's transaction commits (a real worker is the round loop's tests' job)."""
-    from config.celery import app
-
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 def test_zip_upload_imports_with_per_file_validation(project, lead, make_dataset, eager_tasks,
@@ -94,12 +78,26 @@ def test_server_folders_outside_the_import_roots_are_for_staff(project, users, l
     assert classes_clash.state == "failed" and "classes.json lists" in classes_clash.message
 
 
-def test_archive_extraction_ignores_paths_that_leave_the_folder(tmp_path, make_dataset):
-    upload = zip_folder(make_dataset(1), extra={"../escape.txt": b"x", "/abs.txt": b"y"})
+@pytest.mark.parametrize("member", ["../escape.txt", "/abs.txt", "images/..\\..\\escape.png", "C:/escape.png"])
+def test_archive_with_a_member_outside_the_folder_is_refused(tmp_path, make_dataset, member):
+    upload = zip_folder(make_dataset(1), extra={member: b"x"})
+    (tmp_path / "a.zip").write_bytes(upload.getvalue())
+    with pytest.raises(ServiceError, match=f"member {re.escape(repr(member))} points outside the archive"):
+        archive_extract(tmp_path / "a.zip", tmp_path / "out")
+    assert not (tmp_path / "escape.txt").exists() and not Path("/abs.txt").exists()
+    assert not [p for p in tmp_path.rglob("*escape*")]
+
+
+def test_archive_extraction_unpacks_backslash_paths_and_finds_the_dataset(tmp_path, make_dataset):
+    upload = zip_folder(make_dataset(1), extra={"images\\frame_009.jpg": b"written by a Windows tool",
+                                                 "__MACOSX/images/._frame_000.jpg": b""})
     (tmp_path / "a.zip").write_bytes(upload.getvalue())
     folder = archive_extract(tmp_path / "a.zip", tmp_path / "out")
     assert folder == tmp_path / "out" and (folder / "images" / "frame_000.jpg").is_file()
-    assert not (tmp_path / "escape.txt").exists() and not Path("/abs.txt").exists()
+    assert (folder / "images" / "frame_009.jpg").is_file() and not (folder / "__MACOSX").exists()
+
+
+def test_archive_without_images_is_refused(tmp_path):
     (tmp_path / "empty.zip").write_bytes(zip_folder(tmp_path / "nothing-here").getvalue())
     with pytest.raises(ServiceError, match="holds no images"):
         archive_extract(tmp_path / "empty.zip", tmp_path / "out2")

@@ -131,7 +131,7 @@ def test_leads_assign_and_remove_annotators(project, users, as_user):
 def test_start_reports_what_is_missing_then_opens_round_zero(project, as_user, django_capture_on_commit_callbacks):
     lead = as_user("lead")
     readiness = lead.get(f"/api/projects/{project.pk}/readiness/").json()
-    assert not readiness["ready"] and any("source" in p for p in readiness["problems"])
+    assert not readiness["ready"] and any("target images" in p for p in readiness["problems"])
     refused = lead.post(f"/api/projects/{project.pk}/start/")
     assert refused.status_code == 400 and "cannot start yet" in refused.json()["detail"]
     ready(project)

@@ -142,3 +142,28 @@ def test_metrics_follow_the_rounds(campaign, as_user):
     assert person["username"] == "annotator" and person["submitted"] == 3
     assert person["median_seconds"] == pytest.approx(40.0)
     assert person["queries_per_hour"] == pytest.approx(3 / (125 / 3600))
+
+
+def test_job_tracebacks_are_for_staff_and_others_read_the_one_line_message(campaign, as_user):
+    failed = make_job(campaign.project, state=Job.State.FAILED, message="RuntimeError: CUDA out of memory",
+                      error='Traceback (most recent call last):\n  File "/srv/maskloop/learning/train.py"\n'
+                            "RuntimeError: CUDA out of memory")
+    for who in ("annotator", "lead"):
+        assert as_user(who).get(f"/api/jobs/{failed.pk}/").json()["error"] == "RuntimeError: CUDA out of memory"
+        listed = as_user(who).get("/api/jobs/", {"state": "failed"}).json()["results"]
+        assert "/srv/maskloop" not in str(listed)
+    assert "/srv/maskloop" in as_user("admin").get(f"/api/jobs/{failed.pk}/").json()["error"]
+
+
+def test_model_downloads_are_for_leads_and_staff(campaign, as_user):
+    model = campaign.models[0]
+    assert as_user("annotator").get(f"/api/model-versions/{model.pk}/download/").status_code == 403
+    for who in ("lead", "admin"):  # past the permission check: this campaign's models have no files
+        assert as_user(who).get(f"/api/model-versions/{model.pk}/download/").status_code == 400
+
+
+@pytest.mark.parametrize("value", ["9999999999999999999", "-9999999999999999999"])
+def test_an_integer_filter_beyond_64_bits_is_a_400_not_a_500(campaign, as_user, value):
+    response = as_user("annotator").get("/api/images/", {"project": value})
+    assert response.status_code == 400 and "64-bit integer" in response.json()["project"]
+    assert as_user("annotator").get("/api/images/", {"project": str(2**63 - 1)}).json()["count"] == 0

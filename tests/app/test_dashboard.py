@@ -52,7 +52,7 @@ def test_annotator_throughput_and_model_and_job_lists(campaign, lead_client):
     assert "86.4" in annotators  # 3 queries in 125 s of active time = 86.4 per hour
     for model in campaign.models:
         assert reverse("modelversion-download", args=[model.pk]) in html
-    assert "RuntimeError: CUDA out of memory" in html
+    assert "CUDA out of memory" in html and "Traceback" not in html  # the traceback is for staff
     # A failed round job offers a retry only while its round still waits for it (round 1 is labeling already).
     assert reverse("job-action", args=[campaign.project.pk, failed.pk, "retry"]) in html
     assert reverse("job-action", args=[campaign.project.pk, stale.pk, "retry"]) not in html
@@ -97,3 +97,25 @@ def test_chart_address_changes_when_the_metrics_do(campaign, lead_client):
     model.metrics = {**model.metrics, "miou": 0.6}
     model.save()
     assert lead_client.get(url).context["charts_key"] != before
+
+
+def test_job_tracebacks_are_for_staff_and_others_read_the_one_line_message(campaign, client, users):
+    make_job(campaign.project, state=Job.State.FAILED, message="RuntimeError: CUDA out of memory",
+             error='Traceback (most recent call last):\n  File "/srv/maskloop/learning/train.py", line 9\n'
+                   "RuntimeError: CUDA out of memory")
+    url = reverse("project-dashboard", args=[campaign.project.pk])
+    client.force_login(users["lead"])
+    html = client.get(url).content.decode()
+    assert "RuntimeError: CUDA out of memory" in html and "/srv/maskloop" not in html
+    client.force_login(users["admin"])
+    assert "/srv/maskloop/learning/train.py" in client.get(url).content.decode()
+
+
+def test_a_class_name_with_dollar_signs_is_drawn_as_plain_text(campaign, lead_client):
+    from annotator.services.projects import ClassSpec, project_set_classes
+
+    classes = [ClassSpec(c.index, c.name, c.color, c.hotkey) for c in campaign.project.classes.order_by("index")]
+    classes[0] = ClassSpec(0, r"cost $\x$", classes[0].color, classes[0].hotkey)  # mathtext would fail on \x
+    project_set_classes(project=campaign.project, classes=classes)
+    response = lead_client.get(reverse("project-chart", args=[campaign.project.pk, "per-class"]))
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"

@@ -109,6 +109,8 @@ def test_model_download_endpoint(campaign, settings, users):
     model = campaign.models[1]
     client = APIClient()
     client.force_login(users["annotator"])
+    assert client.get(f"/api/model-versions/{model.pk}/download/").status_code == 403  # leads only, like exports
+    client.force_login(users["lead"])
     missing = client.get(f"/api/model-versions/{model.pk}/download/")
     assert missing.status_code == 400 and "checkpoint files are missing" in missing.json()["detail"]
     _save_real_checkpoint(model, settings)

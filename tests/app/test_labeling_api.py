@@ -256,3 +256,18 @@ def test_a_query_someone_else_holds_shows_who(client, users, query):
     client.force_login(users["annotator"])
     page = client.get(reverse("labeling-page", args=[query.round.project_id, query.pk]))
     assert page.status_code == 409 and "lead is labeling this query" in page.content.decode()
+
+
+def test_opening_the_labeling_page_assigns_nothing_its_script_claims_by_post(client, users, query):
+    """A GET from a link on another site must not hand queries out; the page's script POSTs the claim (CSRF)."""
+    url = reverse("labeling-page", args=[query.round.project_id, query.pk])
+    client.force_login(users["annotator"])
+    assert client.get(url).status_code == 200
+    query.refresh_from_db()
+    assert (query.assignee, query.locked_until) == (None, None)
+    assert client.post(url).status_code == 405
+    strict = APIClient(enforce_csrf_checks=True)
+    strict.force_login(users["annotator"])
+    assert strict.post(reverse("labeling-query-claim", args=[query.pk])).status_code == 403  # no CSRF token
+    claimed = client.post(reverse("labeling-query-claim", args=[query.pk]))
+    assert claimed.status_code == 200 and claimed.json()["assignee"] == "annotator"

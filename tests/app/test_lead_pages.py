@@ -195,7 +195,7 @@ def test_mark_validation_images_then_frozen(project, as_user):
 def test_start_shows_problems_then_starts(project, as_user, django_capture_on_commit_callbacks):
     client = as_user("lead")
     page = client.get(reverse("project-dashboard", args=[project.pk])).content.decode()
-    assert "Import labeled source images" in page and "disabled" in page
+    assert "Import target images" in page and "disabled" in page
     gt = np.zeros((48, 64), np.uint8)
     make_image(project, domain="source", split="train", gt=gt)
     make_image(project)

@@ -125,10 +125,11 @@ def test_project_defaults_are_valid():
         "region", "adaptive", "deeplabv3_mobilenet_v3_large")
 
 
-def test_initial_checkpoint_must_exist_on_the_server(project, tmp_path):
+def test_initial_checkpoint_must_exist_on_the_server(project, tmp_path, settings):
     from annotator.services.projects import project_update
 
-    with pytest.raises(ServiceError, match="neither a backbone file nor a checkpoint folder"):
+    settings.MASKLOOP_INIT_CHECKPOINT_ROOTS = [str(tmp_path)]
+    with pytest.raises(ServiceError, match="a backbone file or a checkpoint folder"):
         project_update(project=project, init_checkpoint=str(tmp_path / "imagenet.pth"))
     (tmp_path / "imagenet.pth").write_bytes(b"weights")
     assert project_update(project=project, init_checkpoint=str(tmp_path / "imagenet.pth")).init_checkpoint

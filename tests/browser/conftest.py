@@ -7,6 +7,7 @@ Chromium or Playwright is missing. Pages are served by pytest-django's
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -45,10 +46,25 @@ def browser():
         browser.close()
 
 
+# A string that already is a function (arrow or `function`), as Playwright tells them apart.
+_FUNCTION = re.compile(r"^\s*(async\s+)?((\([^)]*\)|[A-Za-z_$][\w$]*)\s*=>|function\b)")
+
+
+def _csp_safe_wait_for_function(wait_for_function):
+    """Playwright polls a wait_for_function *expression* through eval, which the app's Content-Security-Policy
+    forbids (the test would fail with an EvalError); a function it compiles without eval, so wrap expressions."""
+
+    def wait(expression: str, **kwargs):
+        return wait_for_function(expression if _FUNCTION.match(expression) else f"() => ({expression})", **kwargs)
+
+    return wait
+
+
 @pytest.fixture
 def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
+    page.wait_for_function = _csp_safe_wait_for_function(page.wait_for_function)
     console: list[str] = []
     page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))

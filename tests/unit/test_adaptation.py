@@ -7,7 +7,8 @@ import torch
 from learning.adaptation.adversarial import FCDiscriminator, OutputSpaceAdversarial
 from learning.adaptation.base import ObjectiveContext, StepState
 from learning.adaptation.pseudo_labels import class_thresholds, compute_pseudo_labels, pseudo_label
-from learning.data import IGNORE_INDEX, Sample
+from learning.data import Sample
+from learning.labels import IGNORE_INDEX
 from learning.device import numerics_for
 from learning.inference import predict
 from learning.models import ForwardOutput, build_model
@@ -104,11 +105,6 @@ def test_adversarial_loss_trains_the_segmenter_and_the_discriminator_learns_the_
         objective.after_step(state)
         losses.append(state.logs["discriminator"])
     assert losses[-1] < 0.5 * losses[0]
-
-    restored = OutputSpaceAdversarial(config)
-    restored.load_state_dict(objective.state_dict())
-    for a, b in zip(restored.discriminator.parameters(), objective.discriminator.parameters()):
-        assert torch.equal(a, b.cpu())
 
 
 def test_target_batchnorm_control_only_changes_normalisation_statistics(tiny_samples):

@@ -4,20 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.campaign import (
-    PNG,
-    _training_samples,
-    CampaignConfig,
-    RoundRecord,
-    default_arms,
-    headroom_verdicts,
-    miou_at,
-    oracle_labels,
-    quick_config,
-    run_campaign,
-    synthetic_data,
-    with_regime_outputs,
-)
+from benchmarks.campaign.config import PNG, CampaignConfig, default_arms, quick_config, with_regime_outputs
+from benchmarks.campaign.data import synthetic_data
+from benchmarks.campaign.records import RoundRecord
+from benchmarks.campaign.runner import run_campaign
+from benchmarks.campaign.simulation import evaluate_val, oracle_labels, propose, training_samples
+from benchmarks.campaign.verdicts import headroom_verdicts, miou_at
 from learning.selection import Budget, PoolItem, PoolScore, select_queries
 
 
@@ -57,6 +49,26 @@ def test_two_round_campaign_runs_end_to_end(tiny_config, tmp_path):
     # A rerun with the same settings resumes from the saved records instead of training again.
     again, _ = run_campaign(tiny_config, log=messages.append)
     assert [(r.arm, r.round, r.miou) for r in again] == [(r.arm, r.round, r.miou) for r in records]
+
+
+def test_a_round_is_the_apps_round_step_and_never_asks_for_a_pixel_twice():
+    from learning.models import build_model
+
+    config = quick_config(size=(48, 64), segments=20)
+    data = synthetic_data(config, pool=3, val=1, source=4)
+    model = build_model(config.arch, data.num_classes).eval()
+    evaluation = evaluate_val(config, data, model)
+    arm = default_arms(config.region_percent, 1)["adaptive"]
+    queried = {k: np.zeros(data.pool_gt[k].shape, dtype=bool) for k in data.pool_keys}
+
+    first = propose(config, data, arm, model, evaluation, labels={}, queried=queried, round_index=0, seed=0)
+    assert first.background_classes == [0, 1]  # sky and road: more than their share of the day masks' pixels
+    assert 0 < first.query_pixels <= int(0.03 * 3 * 48 * 64)
+    assert all(q.spec.region_ids for q in first.queries)
+    for query in first.queries:
+        queried[query.key] |= query.spec.mask
+    second = propose(config, data, arm, model, evaluation, labels={}, queried=queried, round_index=1, seed=0)
+    assert second.queries and not any((q.spec.mask & queried[q.key]).any() for q in second.queries)
 
 
 def test_dominant_oracle_gives_each_queried_superpixel_its_majority_class():
@@ -111,14 +123,14 @@ def test_the_frames_only_reference_trains_on_whole_day_masks_and_unlabeled_dusk_
     config = quick_config(size=(48, 64), segments=20)
     data = synthetic_data(config, pool=3, val=1, source=4)
     void = {k: np.full_like(data.pool_gt[k], 255) for k in data.pool_keys}
-    samples = _training_samples(config, data, void, np.random.default_rng(0), unlabeled_frames=True)
+    samples = training_samples(config, data, void, np.random.default_rng(0), unlabeled_frames=True)
     dusk = [s for s in samples if s.key in data.pool_keys]
     day = [s for s in samples if s.key not in data.pool_keys]
     assert {s.key for s in dusk} == set(data.pool_keys) and all((s.mask == 255).all() for s in dusk)
     assert all(np.array_equal(s.mask, src.mask) for s, src in zip(day, data.source))  # not thinned to nothing
     assert abs(len(dusk) - len(day)) <= len(data.pool_keys)  # dusk frames repeated to about half the frames
     # Without the flag, frames with no label stay out, as in every selection arm.
-    assert _training_samples(config, data, void, np.random.default_rng(0)) == list(data.source)
+    assert training_samples(config, data, void, np.random.default_rng(0)) == list(data.source)
 
 
 def test_headroom_splits_the_rise_into_what_frames_alone_give_and_what_labels_add():

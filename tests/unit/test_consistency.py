@@ -11,7 +11,8 @@ from learning.adaptation.consistency import (
     MeanTeacherConsistency, class_percentile_thresholds, ema_update, negative_learning_loss,
 )
 from learning.adaptation.strong import CutMix, StrongAugment, cutmix_boxes, denormalize, renormalize, rotate_hue
-from learning.data import IGNORE_INDEX, SegmentationDataset, Augment
+from learning.data import Augment, SegmentationDataset
+from learning.labels import IGNORE_INDEX
 from learning.device import numerics_for
 from learning.models import ForwardOutput, build_model
 from learning.train import TrainConfig, train

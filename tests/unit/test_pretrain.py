@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from learning.adaptation.base import TrainingCancelled
+from learning.progress import Cancelled
 from learning.models import build_model
 from learning.pretrain import (
     Crop, PretrainConfig, _main, info_nce, latest_checkpoint, nt_xent, overlapping_crops, pretrain_encoder,
@@ -75,7 +75,7 @@ def test_pretraining_resumes_exactly_where_it_was_interrupted(tmp_path, tiny_sam
         return len(calls) > 2
 
     config = PretrainConfig(**TINY, checkpoint_dir=str(tmp_path / "b"))
-    with pytest.raises(TrainingCancelled):
+    with pytest.raises(Cancelled):
         pretrain_encoder(images, config, should_stop=stop_after_two)
     assert latest_checkpoint(tmp_path / "b").name == "step-000002"
     resumed = pretrain_encoder(images, config)

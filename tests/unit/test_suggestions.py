@@ -102,3 +102,13 @@ def test_suggestion_quality_counts_precision_and_coverage_inside_the_region():
     inside = suggestion_quality(mask, gt, region_mask=np.array([[True, False, True, True]]))
     assert (inside.suggested, inside.correct, inside.labeled) == (1, 1, 2)
     assert SuggestionQuality().precision is None
+
+
+def test_background_classes_are_those_above_their_fair_share_of_labeled_pixels():
+    from learning.suggestions import background_classes, background_classes_of
+
+    assert background_classes([70, 20, 10]) == [0]  # fair share of 3 classes: 33 %
+    assert background_classes([40, 40, 10, 10]) == [0, 1]
+    assert background_classes([0, 0]) == []
+    masks = [np.array([[0, 0, 0, 1]], np.uint8), np.array([[2, 255, 255, 255]], np.uint8)]
+    assert background_classes_of(masks, 3) == [0]  # void never counts

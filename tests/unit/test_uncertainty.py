@@ -8,7 +8,6 @@ import torch
 from learning.selection import Budget, PoolScore, select_queries
 from learning.selection.uncertainty import (
     UNCERTAINTY_MEASURES,
-    flip_tta_probs,
     uncertainty_map,
 )
 
@@ -48,19 +47,3 @@ def test_pixel_certain_image_scores_lower_than_uncertain_one_and_is_not_picked()
     assert unsure.score > 0.99
     picked = select_queries([certain, unsure], Budget(1, "images"), "entropy")
     assert [q.key for q in picked] == ["unsure"]
-
-
-def test_flip_tta_raises_uncertainty_where_the_prediction_is_not_flip_consistent():
-    # A "model" that predicts class 0 on the left half, whatever the image: its flip disagrees everywhere.
-    def predict(x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
-        probs = torch.zeros(n, 2, h, w)
-        probs[:, 0, :, : w // 2] = 1.0
-        probs[:, 1, :, w // 2 :] = 1.0
-        return probs
-
-    x = torch.zeros(1, 3, 4, 6)
-    single = uncertainty_map(predict(x), "entropy")
-    averaged = uncertainty_map(flip_tta_probs(predict, x), "entropy")
-    assert float(single.max()) == 0.0
-    assert torch.allclose(averaged, torch.ones_like(averaged))

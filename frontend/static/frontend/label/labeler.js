@@ -636,5 +636,20 @@ class Labeler {
   }
 }
 
-const detail = JSON.parse($("#query-data").textContent);
-window.labeler = new Labeler(detail);
+/** Claim the query, then label it. Loading the page (a GET) changed nothing: a link elsewhere cannot assign queries. */
+async function claimAndOpen() {
+  const shown = JSON.parse($("#query-data").textContent);
+  let detail;
+  try {
+    detail = await postJson(shown.urls.claim);  // the lock, and the query as it is now
+  } catch (error) {
+    const banner = $("#blocked");
+    banner.querySelector(".text").textContent = error.message;
+    banner.hidden = false;
+    $("#loading").hidden = true;
+    throw error;
+  }
+  window.labeler = new Labeler(detail);
+}
+
+claimAndOpen();

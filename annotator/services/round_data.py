@@ -1,0 +1,136 @@
+"""Rows → the plain records one round of the ML core works on (Samples, PoolImages, label masks).
+
+Nothing here writes: the round worker services read a project through these
+functions, hand plain records to ``learning`` and store what comes back.
+Validation images never enter training or selection.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.db.models import Max
+
+from learning.data import Sample, load_mask
+from learning.round_step import PoolImage
+
+from ..models import Annotation, Image, Project, Query
+
+
+def class_names(project: Project) -> list[str]:
+    return list(project.classes.order_by("index").values_list("name", flat=True))
+
+
+def image_sample(image: Image, mask_path: str | None = None) -> Sample:
+    return Sample(image=image.file.path, mask=mask_path, key=f"image-{image.pk}")
+
+
+def latest_labels(project: Project) -> dict[int, Annotation]:
+    """The newest submitted annotation of every target image that has one."""
+    latest = (Annotation.objects.filter(image__project=project, is_submitted=True)
+              .values("image_id").annotate(version=Max("version")))
+    wanted = {(row["image_id"], row["version"]) for row in latest}
+    rows = Annotation.objects.filter(image__project=project, is_submitted=True,
+                                     image_id__in=[image_id for image_id, _ in wanted])
+    return {a.image_id: a for a in rows if (a.image_id, a.version) in wanted}
+
+
+def pool_images_of(project: Project) -> list[Image]:
+    return list(project.images.filter(domain=Image.Domain.TARGET, split=Image.Split.POOL).order_by("pk"))
+
+
+@dataclass
+class RoundData:
+    labeled: list[Sample]  # labeled source + human-labeled target (255 outside the labeled pixels)
+    unlabeled: list[Sample]  # the target pool (masks = human labels where present, for the DA objectives)
+    val: list[Sample]  # frozen validation images with ground truth
+    labeled_target_pixels: int
+    pool_pixels: int
+
+
+# Validation labels made in the app count once this many images are labeled: the mIoU of fewer images
+# swings by tens of points with one image (a bootstrap over 5 images still spans about ±10).
+MIN_VALIDATION_LABELS = 5
+
+
+def validation_truths(project: Project) -> list[tuple[Image, str]]:
+    """Validation images with their ground truth: imported masks, else the app's validation labels.
+
+    App-made labels count only from :data:`MIN_VALIDATION_LABELS` on; below that
+    the project has no validation yet (the dashboard says what it waits for).
+    """
+    images = list(project.images.filter(split=Image.Split.VAL).order_by("pk"))
+    imported = [(image, image.gt_mask.path) for image in images if image.gt_mask]
+    if imported:
+        return imported
+    labels = latest_labels(project)
+    made = [(image, labels[image.pk].mask.path) for image in images if image.pk in labels]
+    return made if len(made) >= MIN_VALIDATION_LABELS else []
+
+
+def has_labels(project: Project) -> bool:
+    """Labeled training data exists (source masks, or masks imported with pool images): round 0 can train."""
+    return (project.images.filter(domain=Image.Domain.SOURCE).exclude(gt_mask="").exists()
+            or project.images.filter(split=Image.Split.POOL).exclude(gt_mask="").exists())
+
+
+def round_data(project: Project) -> RoundData:
+    """What a round trains on and is evaluated on.
+
+    Labeled: source masks, then per pool image its newest submitted label,
+    else the mask imported with it. Validation images are never in either list.
+    """
+    labels = latest_labels(project)
+    source = project.images.filter(domain=Image.Domain.SOURCE, split=Image.Split.TRAIN).exclude(gt_mask="")
+    pool = pool_images_of(project)
+
+    def label_of(image: Image) -> str | None:
+        if image.pk in labels:
+            return labels[image.pk].mask.path
+        return image.gt_mask.path if image.gt_mask else None
+
+    labeled = [image_sample(image, image.gt_mask.path) for image in source.order_by("pk")]
+    labeled += [image_sample(image, label_of(image)) for image in pool if label_of(image)]
+    unlabeled = [image_sample(image, labels[image.pk].mask.path if image.pk in labels else None) for image in pool]
+    return RoundData(
+        labeled=labeled, unlabeled=unlabeled,
+        val=[image_sample(image, path) for image, path in validation_truths(project)],
+        labeled_target_pixels=sum(labels[image.pk].labeled_pixels for image in pool if image.pk in labels),
+        pool_pixels=sum(image.pixels for image in pool),
+    )
+
+
+def queried_masks(project: Project) -> dict[int, np.ndarray]:
+    """Per pool image, every pixel an annotator was already asked for (bool, at the image's resolution).
+
+    A query counts once it was answered or skipped: its pixels are labeled,
+    or deliberately left void, and asking again would spend budget on a
+    known answer. Pending queries of a closed round were never answered and
+    may be proposed again.
+    """
+    done: dict[int, np.ndarray] = {}
+    asked = (Query.objects.filter(round__project=project, status__in=(Query.Status.SUBMITTED, Query.Status.SKIPPED))
+             .select_related("image").order_by("pk"))
+    for query in asked:
+        image = query.image
+        mask = done.setdefault(image.pk, np.zeros((image.height, image.width), dtype=bool))
+        if not query.region_key:
+            mask[:] = True
+            continue
+        with query.region_mask.open("rb") as handle:
+            region = load_mask(handle) > 0
+        if region.shape == mask.shape:
+            mask |= region
+    return done
+
+
+def round_pool(project: Project) -> tuple[list[Image], list[PoolImage]]:
+    """The pool's images and their plain records: labels so far and pixels already asked for."""
+    labels = latest_labels(project)
+    asked = queried_masks(project)
+    images = pool_images_of(project)
+    entries = [PoolImage(key=f"image-{image.pk}", image=image.file.path,
+                         labels=load_mask(labels[image.pk].mask.path) if image.pk in labels else None,
+                         queried=asked.get(image.pk))
+               for image in images]
+    return images, entries

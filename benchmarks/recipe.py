@@ -1,0 +1,194 @@
+"""Training recipe: which loss and class weighting make round 0 useful on every dataset?
+
+For each dataset (benchmarks/datasets.py) and each recipe arm, round 0 is
+trained exactly as the app trains it: ``learning.recipe.round_train_config``
+with the app's defaults (architecture, steps, learning rate, size from the
+images, output-space adversarial adaptation on the unlabeled target pool),
+changing only the loss: plain cross-entropy, ENet or square-root class
+weights, or cross-entropy + soft Dice (the default). Each model is scored on
+the dataset's target validation split: mIoU, every class's IoU, and every
+class's *precision* (of the pixels predicted as the class, the share that
+is that class) next to how much of the image it paints against the truth:
+a class that floods the image shows a low precision and a painted share far
+above the true one.
+
+    python benchmarks/recipe.py --datasets polyp demo --threads 1
+    python benchmarks/recipe.py --report-only          # re-render docs/BENCHMARKS.md from the records
+
+Finished runs are appended to benchmarks/results/recipe.jsonl (tracked).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import datasets, report  # noqa: E402
+
+RECORDS = ROOT / "benchmarks" / "results" / "recipe.jsonl"
+ARMS = {  # name: (class_weighting, dice_weight, label)
+    "ce": ("none", 0.0, "cross-entropy"),
+    "ce_enet": ("enet", 0.0, "cross-entropy, ENet class weights"),
+    "ce_sqrt": ("sqrt", 0.0, "cross-entropy, square-root class weights (cap 5)"),
+    "ce_dice": ("none", 1.0, "cross-entropy + soft Dice (default)"),
+}
+
+
+@dataclass
+class RecipeRecord:
+    dataset: str
+    arm: str
+    seed: int
+    steps: int
+    size: list
+    miou: float
+    per_class_iou: list
+    per_class_precision: list
+    painted_share: list  # share of validation pixels predicted as each class
+    true_share: list  # share of validation pixels that are each class
+    train_seconds: float
+    cpu_seconds: float
+
+
+def confusion(model, val, size, num_classes: int) -> np.ndarray:
+    from learning.promotion import image_confusions
+    from learning.round_step import validation_predictions
+
+    calibration = validation_predictions(model, val, size=size)
+    return image_confusions([p for p, _ in calibration.predictions], calibration.truths, num_classes).sum(0)
+
+
+def run(name: str, arm: str, *, seed: int, steps: int | None) -> RecipeRecord:
+    from learning.data import load_image
+    from learning.models import build_model
+    from learning.recipe import RecipeSettings, round_train_config
+    from learning.train import train
+
+    data = datasets.load(name)
+    weighting, dice, _ = ARMS[arm]
+    settings = RecipeSettings(arch="deeplabv3_mobilenet_v3_large", num_classes=data.num_classes,
+                              class_weighting=weighting, dice_weight=dice)
+    if steps:
+        settings = replace(settings, steps_initial=steps)
+    sizes = [load_image(s.image).shape[:2] for s in data.pool[:50]]
+    config = round_train_config(settings, round_index=seed, warm_start=False, image_sizes=sizes)
+    unlabeled = [replace(s, mask=None) for s in data.pool]
+    cpu, started = time.process_time(), time.perf_counter()
+    result = train(config, labeled=data.source, unlabeled=unlabeled)
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+    model = build_model(config.arch, config.num_classes)
+    model.load_state_dict(result.state_dict)
+    matrix = confusion(model.eval(), data.val, config.size, data.num_classes).astype(np.float64)
+    tp = np.diag(matrix)
+    union = matrix.sum(0) + matrix.sum(1) - tp
+    predicted, truth, total = matrix.sum(0), matrix.sum(1), matrix.sum()
+    iou = [float(t / u) if u else None for t, u in zip(tp, union)]
+    present = [v for v in iou if v is not None]
+    return RecipeRecord(
+        name, arm, seed, result.steps, list(config.size), float(np.mean(present)) if present else 0.0, iou,
+        [float(t / p) if p else None for t, p in zip(tp, predicted)], list(predicted / total), list(truth / total),
+        round(seconds, 1), round(cpu_seconds, 1))
+
+
+def load_records(path: Path) -> list[RecipeRecord]:
+    if not path.exists():
+        return []
+    return [RecipeRecord(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def render(records: list[RecipeRecord]) -> str:
+    lines = [
+        "## Training recipe (round 0 on every dataset)",
+        "",
+        f"Machine: {report.machine_description()}. Command: `python benchmarks/recipe.py` "
+        "(records in benchmarks/results/recipe.jsonl; `--report-only` re-renders).",
+        "",
+        "Round 0 trained as the app trains it (`learning.recipe.round_train_config`: DeepLabV3-MobileNetV3 from "
+        "random initialisation, the app's step count and learning rate, size from the images, output-space "
+        "adversarial adaptation on the unlabeled target pool); only the loss differs. Scored on each dataset's "
+        "target validation split. *Precision* of a class: of the pixels predicted as it, the share that are it; "
+        "*painted / true*: its share of the predicted pixels against its share of the truth (far above 1: the "
+        "class floods the image).",
+    ]
+    for name in datasets.NAMES:
+        rows = [r for r in records if r.dataset == name]
+        if not rows:
+            continue
+        data_classes = datasets.load(name).class_names if datasets.available(name) else []
+        lines += ["", f"### {name}", "",
+                  report.markdown_table(
+                      ["recipe", "seeds", "mIoU", "worst class IoU", "lowest precision (class)", "most flooded class (painted / true)",
+                       "steps", "CPU min / run"],
+                      [_row(arm, [r for r in rows if r.arm == arm], data_classes) for arm in ARMS
+                       if any(r.arm == arm for r in rows)])]
+    return "\n".join(lines)
+
+
+def _row(arm: str, runs: list[RecipeRecord], classes: list[str]) -> list:
+    def name(i: int) -> str:
+        return classes[i] if i < len(classes) else str(i)
+
+    miou = [r.miou for r in runs]
+    iou = np.array([[v if v is not None else np.nan for v in r.per_class_iou] for r in runs]).mean(0)
+    precision = np.array([[v if v is not None else np.nan for v in r.per_class_precision] for r in runs]).mean(0)
+    ratio = np.array([[p / t if t else np.nan for p, t in zip(r.painted_share, r.true_share)] for r in runs]).mean(0)
+    worst, low, flood = int(np.nanargmin(iou)), int(np.nanargmin(precision)), int(np.nanargmax(ratio))
+    spread = f" ± {np.std(miou):.1f}" if len(miou) > 1 else ""
+    return [ARMS[arm][2], len(runs), f"{100 * np.mean(miou):.1f}{spread}", f"{100 * iou[worst]:.1f} ({name(worst)})",
+            f"{100 * precision[low]:.1f} ({name(low)})", f"{ratio[flood]:.2f} ({name(flood)})",
+            runs[0].steps, f"{np.mean([r.cpu_seconds for r in runs]) / 60:.1f}"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", choices=datasets.NAMES, default=list(datasets.NAMES))
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--steps", type=int, help="round-0 steps (default: the app's)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--records", default=str(RECORDS))
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    path = Path(args.records)
+    if not args.report_only:
+        done = {(r.dataset, r.arm, r.seed, r.steps) for r in load_records(path)}
+        for name in args.datasets:
+            if not datasets.available(name):
+                print(f"{name}: dataset not found, skipped")
+                continue
+            for seed in range(args.seeds):
+                for arm in args.arms:
+                    if any(d[:3] == (name, arm, seed) and (args.steps is None or d[3] == args.steps) for d in done):
+                        continue
+                    record = run(name, arm, seed=seed, steps=args.steps)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with open(path, "a") as handle:
+                        handle.write(json.dumps(asdict(record)) + "\n")
+                    print(f"{name} {arm} seed {seed}: mIoU {100 * record.miou:.1f}, IoU "
+                          f"{[round(100 * v, 1) if v is not None else None for v in record.per_class_iou]}, "
+                          f"precision {[round(100 * v, 1) if v is not None else None for v in record.per_class_precision]}, "
+                          f"{record.train_seconds:.0f} s", flush=True)
+    markdown = render(load_records(path))
+    print(markdown)
+    if not args.no_write:
+        report.write_section("recipe", markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    raise SystemExit(main())

@@ -1,0 +1,349 @@
+"""Dataset suite: the app's whole round loop on every dataset, with an oracle in place of annotators.
+
+Each round runs the app's own two halves of a round, from ``learning.round_step``:
+``train_round_model`` (the app's training recipe, ``learning.recipe``, with
+keep-best promotion) and ``propose_round`` (score, calibrate, select,
+suggest). Only the annotator is simulated: the oracle copies the ground
+truth inside each query (void stays void). The training set of a round is
+what the app's worker builds: the labeled source, every target label so far
+(255 outside the labeled pixels), the unlabeled pool for domain adaptation,
+the frozen validation split for evaluation and promotion.
+
+Arms: ``ours`` (the default strategy, region queries), ``random_region``,
+``random_image`` and ``full`` (every pool pixel labeled from round 1 on:
+the ceiling). Budget: ``--percent`` of the pool's pixels per round.
+
+    python benchmarks/suite.py --datasets polyp demo --seeds 1 --threads 1
+    python benchmarks/suite.py --report-only     # re-render docs/BENCHMARKS.md from the tracked records
+
+Finished (dataset, arm, seed) runs are appended to benchmarks/results/suite.jsonl (tracked), keyed by the
+settings, so a fresh checkout re-renders the sections and a rerun resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import datasets, report  # noqa: E402
+
+RECORDS = ROOT / "benchmarks" / "results" / "suite.jsonl"
+ARMS = {  # name: (strategy, query unit, label)
+    "ours": ("adaptive", "region", "ours (adaptive, regions)"),
+    "random_region": ("random", "region", "random regions"),
+    "random_image": ("random", "image", "random images"),
+    "full": (None, None, "full target supervision (ceiling)"),
+}
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    rounds: int = 5
+    percent: float = 1.0
+    steps_initial: int | None = None  # None: the app's default
+    steps_per_round: int | None = None
+    round_minutes: float | None = None  # None: the app's default budget
+
+    def key(self, dataset: str) -> str:
+        return hashlib.sha1(json.dumps([dataset, asdict(self)], sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class RoundRecord:
+    dataset: str
+    arm: str
+    seed: int
+    round: int
+    labeled_percent: float
+    miou: float  # of the model serving after this round (keep-best)
+    candidate_miou: float | None
+    promoted: bool
+    per_class_iou: list
+    suggestion_precision: float | None = None
+    suggestion_coverage: float | None = None
+    train_seconds: float = 0.0
+    select_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    steps: int = 0
+    key: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+# --- one campaign --------------------------------------------------------------------------------------------
+
+
+class Simulation:
+    """A dataset's pool, oracle and evaluation, shared by every arm and seed."""
+
+    def __init__(self, name: str, settings: SuiteSettings):
+        from learning.data import load_image, load_mask
+        from learning.recipe import RecipeSettings
+        from learning.selection import slic_regions
+
+        self.name, self.settings = name, settings
+        self.data = datasets.load(name)
+        self.images = {s.key: load_image(s.image) for s in self.data.pool}
+        self.truth = {s.key: load_mask(s.mask) for s in self.data.pool}
+        self.regions = {key: slic_regions(image) for key, image in self.images.items()}
+        self.total = sum(m.size for m in self.truth.values())
+        recipe = RecipeSettings(arch="deeplabv3_mobilenet_v3_large", num_classes=self.data.num_classes)
+        overrides = {k: v for k, v in (("steps_initial", settings.steps_initial),
+                                       ("steps_per_round", settings.steps_per_round),
+                                       ("round_minutes", settings.round_minutes)) if v is not None}
+        self.recipe = replace(recipe, **overrides)
+        self.sizes = [image.shape[:2] for image in self.images.values()]
+
+    def samples(self, labels: dict[str, np.ndarray]):
+        from learning.data import Sample
+
+        labeled = list(self.data.source) + [Sample(image=self.images[k], mask=m, key=k) for k, m in labels.items()
+                                            if (m != 255).any()]
+        unlabeled = [Sample(image=self.images[s.key], mask=labels.get(s.key), key=s.key) for s in self.data.pool]
+        return labeled, unlabeled
+
+    def train(self, labels, *, round_index: int, seed: int, init_state=None, current_state=None):
+        from learning.round_step import train_round_model
+
+        labeled, unlabeled = self.samples(labels)
+        return train_round_model(self.recipe, round_index=round_index, labeled=labeled, unlabeled=unlabeled,
+                                 val=self.data.val, init_state=init_state, current_state=current_state,
+                                 image_sizes=self.sizes, seed=seed)
+
+    def model(self, state, config):
+        from learning.models import build_model
+
+        model = build_model(config.arch, config.num_classes)
+        model.load_state_dict(state)
+        return model.eval()
+
+    def evaluate(self, model, config):
+        from learning.promotion import image_confusions, miou_of
+        from learning.round_step import validation_predictions
+
+        calibration = validation_predictions(model, self.data.val, size=config.size)
+        matrix = image_confusions([p for p, _ in calibration.predictions], calibration.truths,
+                                  self.data.num_classes).sum(0).astype(np.float64)
+        tp = np.diag(matrix)
+        union = matrix.sum(0) + matrix.sum(1) - tp
+        iou = [float(t / u) if u else None for t, u in zip(tp, union)]
+        return miou_of(matrix), iou, calibration
+
+
+def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord]:
+    """Round 0's model (shared by the arms of a seed), then ``rounds`` labeling rounds of ``arm``."""
+    from learning.round_step import PoolImage, SelectionSettings, propose_round
+    from learning.selection import Budget, merge_labels, query_labels
+    from learning.suggestions import SuggestionQuality, background_classes_of, suggestion_quality
+
+    key = sim.settings.key(sim.name)
+    config = base.config
+    state = base.result.state_dict
+    miou, iou, calibration = sim.evaluate(sim.model(state, config), config)
+    records = [RoundRecord(sim.name, arm, seed, 0, 0.0, miou, miou, True, iou, steps=base.result.steps,
+                           train_seconds=base.result.train_seconds, key=key)]
+    labels: dict[str, np.ndarray] = {}
+    queried = {k: np.zeros(m.shape, bool) for k, m in sim.truth.items()}
+    strategy, unit, _ = ARMS[arm]
+    for r in range(1, sim.settings.rounds + 1):
+        cpu, started = time.process_time(), time.perf_counter()
+        quality = None
+        if arm == "full":
+            labels = dict(sim.truth)
+            queried = {k: np.ones(m.shape, bool) for k, m in sim.truth.items()}
+        else:
+            budget = Budget(sim.settings.percent, "percent")
+            if unit == "image":  # whole images: the budget's worth of images, at least one a round
+                budget = Budget(max(1, round(sim.settings.percent / 100 * len(sim.images))), "images")
+            selection = SelectionSettings(strategy=strategy, unit=unit, budget=budget,
+                                          num_classes=sim.data.num_classes, size=config.size)
+            pool = [PoolImage(k, sim.images[k], labels=labels.get(k), queried=queried[k]) for k in sim.images]
+            masks = [s.mask for s in sim.data.source] + list(labels.values())
+            proposal = propose_round(sim.model(state, config), pool, calibration=calibration, settings=selection,
+                                     round_index=r - 1, val_miou=records[-1].miou,
+                                     background_classes=background_classes_of(masks, sim.data.num_classes),
+                                     seed=seed, regions=sim.regions.__getitem__)
+            quality = SuggestionQuality()
+            for query in proposal.queries:
+                truth = sim.truth[query.key]
+                quality = quality + suggestion_quality(query.suggestion.mask, truth, region_mask=query.spec.mask)
+                labels[query.key] = merge_labels(labels.get(query.key), query_labels(query.spec, truth))
+                queried[query.key] |= query.spec.mask
+        select_seconds = time.perf_counter() - started
+        trained = sim.train(labels, round_index=r, seed=seed, init_state=state, current_state=state)
+        candidate, _, _ = sim.evaluate(sim.model(trained.result.state_dict, trained.config), trained.config)
+        if trained.promotion.promote:
+            state, config = trained.result.state_dict, trained.config
+        miou, iou, calibration = sim.evaluate(sim.model(state, config), config)
+        labeled = int(sum(m.sum() for m in queried.values()))
+        record = RoundRecord(
+            sim.name, arm, seed, r, 100.0 * labeled / sim.total, miou, candidate, trained.promotion.promote, iou,
+            suggestion_precision=quality.precision if quality else None,
+            suggestion_coverage=quality.coverage if quality else None,
+            train_seconds=trained.result.train_seconds, select_seconds=select_seconds,
+            cpu_seconds=time.process_time() - cpu, steps=trained.result.steps, key=key,
+            extra={"promotion": trained.promotion.reason})
+        records.append(record)
+        log(f"{sim.name} {arm} seed {seed} round {r}: {record.labeled_percent:.2f}% labeled, mIoU "
+            f"{100 * miou:.1f} (candidate {100 * candidate:.1f}, {'promoted' if record.promoted else 'rejected'}), "
+            f"{record.steps} steps, {record.train_seconds:.0f}+{select_seconds:.0f} s")
+    return records
+
+
+# --- records and report --------------------------------------------------------------------------------------
+
+
+def load_records(path: Path) -> list[RoundRecord]:
+    if not path.exists():
+        return []
+    return [RoundRecord(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _curve(records: list[RoundRecord], arm: str) -> dict[int, list[RoundRecord]]:
+    out: dict[int, list[RoundRecord]] = {}
+    for record in records:
+        if record.arm == arm:
+            out.setdefault(record.round, []).append(record)
+    return out
+
+
+def _mean(values) -> float:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _fmt(rows: list[RoundRecord], attribute: str = "miou") -> str:
+    values = [getattr(r, attribute) for r in rows if getattr(r, attribute) is not None]
+    if not values:
+        return "–"
+    spread = f" ± {100 * np.std(values):.1f}" if len(values) > 1 else ""
+    return f"{100 * np.mean(values):.1f}{spread}"
+
+
+def rarest_class(records: list[RoundRecord]) -> int:
+    """The class with the lowest IoU in the full-supervision ceiling (or the last round of any arm)."""
+    final = [r for r in records if r.arm == "full"] or records
+    iou = np.array([[v if v is not None else np.nan for v in r.per_class_iou] for r in final], dtype=float)
+    return int(np.nanargmin(np.nanmean(iou, 0)))
+
+
+def verdicts(records: list[RoundRecord]) -> list[str]:
+    lines = []
+    ours, random_region, full = (_curve(records, a) for a in ("ours", "random_region", "full"))
+    rounds = sorted(r for r in ours if r > 0)
+    if rounds and random_region:
+        gaps = [_mean(x.miou for x in ours[r]) - _mean(x.miou for x in random_region.get(r, [])) for r in rounds]
+        lines.append(f"ours − random regions, mean over rounds 1–{rounds[-1]}: {100 * np.nanmean(gaps):+.1f} mIoU "
+                     f"(per round {', '.join(f'{100 * g:+.1f}' for g in gaps)})")
+    if rounds and full:
+        for r in rounds:
+            if r in full and r in (random_region or {}):
+                ceiling, floor = _mean(x.miou for x in full[r]), _mean(x.miou for x in random_region[r])
+                mine = _mean(x.miou for x in ours[r])
+                share = (mine - floor) / (ceiling - floor) if ceiling - floor > 1e-9 else float("nan")
+                lines.append(f"round {r} ({_mean(x.labeled_percent for x in ours[r]):.1f} % labeled): ours at "
+                             f"{100 * mine / ceiling:.0f} % of full supervision, share of the gap random regions "
+                             f"leave that ours closes: {share:.0%}" if ceiling > 0 else "")
+    worse = [r for r in records if r.round > 0 and not r.promoted]
+    lines.append(f"keep-best: {len(worse)} of {sum(1 for r in records if r.round > 0)} candidate models rejected "
+                 "as worse beyond noise; no serving model fell below its predecessor" if records else "")
+    return [line for line in lines if line]
+
+
+def render(records: list[RoundRecord], settings_text: str) -> str:
+    lines = ["## Dataset suite", "",
+             f"Machine: {report.machine_description()}. Command: `python benchmarks/suite.py` (records in "
+             "benchmarks/results/suite.jsonl; `--report-only` re-renders). Every round runs the app's round step "
+             "(`learning.round_step.train_round_model` with the app's recipe and keep-best, then `propose_round`); "
+             f"an oracle answers the queries with the ground truth. {settings_text}"]
+    for name in datasets.NAMES:
+        rows = [r for r in records if r.dataset == name]
+        if not rows:
+            continue
+        classes = datasets.load(name).class_names if datasets.available(name) else []
+        rare = rarest_class(rows)
+        arms = [a for a in ARMS if any(r.arm == a for r in rows)]
+        rounds = sorted({r.round for r in rows})
+        table = []
+        for arm in arms:
+            curve = _curve(rows, arm)
+            for r in rounds:
+                if r not in curve:
+                    continue
+                group = curve[r]
+                table.append([ARMS[arm][2], r, len(group), f"{_mean(x.labeled_percent for x in group):.2f}",
+                              _fmt(group), _fmt([replace(x, miou=x.per_class_iou[rare]) for x in group]),
+                              _fmt(group, "suggestion_precision"), _fmt(group, "suggestion_coverage"),
+                              f"{_mean(x.train_seconds + x.select_seconds for x in group) / 60:.1f}",
+                              f"{_mean(x.cpu_seconds for x in group) / 60:.1f}"])
+        lines += ["", f"### {name}: {datasets.load(name).description if datasets.available(name) else ''}", "",
+                  report.markdown_table(
+                      ["arm", "round", "seeds", "% labeled", "val mIoU", f"IoU of rarest class ({classes[rare] if rare < len(classes) else rare})",
+                       "suggestion precision", "coverage", "min / round", "CPU min / round"], table), ""]
+        lines += [f"- {line}" for line in verdicts(rows)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", choices=datasets.NAMES, default=list(datasets.NAMES))
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--percent", type=float, default=1.0)
+    parser.add_argument("--steps-initial", type=int)
+    parser.add_argument("--steps-per-round", type=int)
+    parser.add_argument("--round-minutes", type=float)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--records", default=str(RECORDS))
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    settings = SuiteSettings(args.rounds, args.percent, args.steps_initial, args.steps_per_round, args.round_minutes)
+    path = Path(args.records)
+    if not args.report_only:
+        for name in args.datasets:
+            if not datasets.available(name):
+                print(f"{name}: dataset not found, skipped")
+                continue
+            key = settings.key(name)
+            done = {(r.arm, r.seed) for r in load_records(path) if r.key == key}
+            todo = [(seed, arm) for seed in range(args.seeds) for arm in args.arms if (arm, seed) not in done]
+            if not todo:
+                continue
+            sim = Simulation(name, settings)
+            for seed in sorted({s for s, _ in todo}):
+                base = sim.train({}, round_index=0, seed=seed)
+                print(f"{name} seed {seed}: round 0 trained, {base.result.steps} steps, "
+                      f"{base.result.train_seconds:.0f} s", flush=True)
+                for arm in [a for s, a in todo if s == seed]:
+                    records = run_arm(sim, arm, seed, base, lambda line: print(line, flush=True))
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with open(path, "a") as handle:
+                        for record in records:
+                            handle.write(json.dumps(asdict(record)) + "\n")
+    records = load_records(path)
+    text = (f"Settings: {settings.rounds} rounds at {settings.percent:g} % of the pool's pixels per round; round-0 "
+            f"steps {settings.steps_initial or 'app default'}, steps per round {settings.steps_per_round or 'app default'}"
+            f", fine-tuning budget {settings.round_minutes if settings.round_minutes is not None else 'app default'} min.")
+    markdown = render([r for r in records if r.key in {settings.key(n) for n in datasets.NAMES}], text)
+    print(markdown)
+    if not args.no_write:
+        report.write_section("suite", markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""Keep-best: does a newly trained model replace the one serving suggestions and selection?
+
+A round's model is promoted unless it is worse than the current one beyond
+noise on the frozen validation images. "Beyond noise" is a paired bootstrap
+over validation images: both models are scored on the same images, the
+images are resampled with replacement, and the mIoU difference is
+recomputed from the summed confusion matrices of each resample. The new
+model is rejected only when the whole 95 % interval of that difference lies
+below ``-tolerance`` (a drop no resample of the validation set explains).
+
+Without validation labels there is nothing to compare on; the rule is then
+a training sanity check: the candidate is promoted when its training loss is
+finite and its last logged loss is not above its first (it learned
+something and did not diverge). The reason is stored with the decision.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from learning.labels import IGNORE_INDEX
+from learning.selection.resample import resize_nearest
+
+RESAMPLES = 1000
+TOLERANCE = 0.005  # mIoU points (as a fraction) a model may lose before noise is even considered
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promote: bool
+    reason: str
+    rule: str  # "first" | "validation" | "training_loss"
+    difference: float | None = None  # candidate − current mIoU on the validation images
+    low: float | None = None  # 95 % bootstrap interval of the difference
+    high: float | None = None
+    images: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def image_confusions(predictions: Sequence[np.ndarray], truths: Sequence[np.ndarray], num_classes: int) -> np.ndarray:
+    """(N, C, C) confusion matrix of each image (rows = truth, columns = prediction); void pixels skipped."""
+    out = np.zeros((len(truths), num_classes, num_classes), dtype=np.int64)
+    for i, (pred, truth) in enumerate(zip(predictions, truths, strict=True)):
+        truth = resize_nearest(np.asarray(truth), np.asarray(pred).shape)
+        valid = (truth != IGNORE_INDEX) & (truth < num_classes)
+        index = truth[valid].astype(np.int64) * num_classes + np.asarray(pred)[valid].astype(np.int64)
+        out[i] = np.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    return out
+
+
+def miou_of(confusion: np.ndarray) -> float:
+    """Mean IoU over the classes present in the truth or the prediction of ``confusion`` (C, C)."""
+    tp = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    present = union > 0
+    return float((tp[present] / union[present]).mean()) if present.any() else 0.0
+
+
+def paired_bootstrap(candidate: np.ndarray, current: np.ndarray, *, resamples: int = RESAMPLES,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """mIoU difference (candidate − current) and its 95 % bootstrap interval over images."""
+    difference = miou_of(candidate.sum(0)) - miou_of(current.sum(0))
+    rng = np.random.default_rng(seed)
+    n = len(candidate)
+    draws = rng.integers(0, n, size=(resamples, n))
+    diffs = np.array([miou_of(candidate[d].sum(0)) - miou_of(current[d].sum(0)) for d in draws])
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return difference, float(low), float(high)
+
+
+def decide_on_validation(candidate: np.ndarray, current: np.ndarray, *, tolerance: float = TOLERANCE,
+                         seed: int = 0) -> PromotionDecision:
+    """Compare per-image confusion matrices of two models on the same validation images."""
+    difference, low, high = paired_bootstrap(candidate, current, seed=seed)
+    n = len(candidate)
+    summary = (f"{100 * difference:+.1f} mIoU points against the current model on {n} validation images "
+               f"(95 % interval {100 * low:+.1f} to {100 * high:+.1f})")
+    if high < -tolerance:
+        return PromotionDecision(False, f"worse beyond noise: {summary}", "validation", difference, low, high, n)
+    verdict = "better or within noise" if difference < 0 else "not worse"
+    return PromotionDecision(True, f"{verdict}: {summary}", "validation", difference, low, high, n)
+
+
+def decide_on_training(history: Sequence[dict]) -> PromotionDecision:
+    """The rule without validation labels: a finite training loss that did not rise."""
+    losses = [float(row["loss"]) for row in history if "loss" in row]
+    if not losses:
+        return PromotionDecision(True, "no validation images and no training loss logged: kept by default",
+                                 "training_loss")
+    if not all(np.isfinite(losses)):
+        return PromotionDecision(False, "no validation images; the training loss diverged (not finite)",
+                                 "training_loss")
+    if losses[-1] > losses[0]:
+        return PromotionDecision(False, f"no validation images; the training loss rose from {losses[0]:.3f} to "
+                                        f"{losses[-1]:.3f}", "training_loss")
+    return PromotionDecision(True, f"no validation images; the training loss fell from {losses[0]:.3f} to "
+                                   f"{losses[-1]:.3f}", "training_loss")
+
+
+def first_model() -> PromotionDecision:
+    return PromotionDecision(True, "the project's first model", "first")

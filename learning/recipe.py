@@ -1,0 +1,97 @@
+"""The training recipe of a labeling round, decided in one place for the app and the benchmarks.
+
+A project (or a benchmark arm) states what it wants in a :class:`RecipeSettings`;
+:func:`round_train_config` turns that into the ``TrainConfig`` of one round:
+round 0 trains from scratch (or a pretrained backbone) at a higher learning
+rate, later rounds fine-tune the current model. The defaults here are the
+ones measured to hold on more than one dataset (docs/BENCHMARKS.md, "Dataset
+suite" and "Training recipe"): unweighted cross-entropy plus a soft Dice
+term, so a rare foreground class is neither ignored nor painted everywhere.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from learning.train import TrainConfig
+
+# Pixels per training crop when the size comes from the data: 240 × 320 is what a 2-core CPU trains
+# DeepLab-MobileNetV3 at in a round's minutes (docs/BENCHMARKS.md, round turnaround).
+DEFAULT_MAX_TRAIN_PIXELS = 240 * 320
+SIZE_MULTIPLE = 16  # the networks' output stride: sizes divisible by it keep feature maps aligned
+MIN_SIDE = 64
+
+DEFAULT_CLASS_WEIGHTING = "none"
+DEFAULT_DICE_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class RecipeSettings:
+    arch: str
+    num_classes: int
+    size: tuple[int, int] | None = None  # None: from the images (auto_train_size)
+    steps_initial: int = 600
+    steps_per_round: int = 200
+    adversarial: bool = True
+    self_training: bool = False
+    consistency: bool = True
+    pixel_contrastive: bool = False
+    round_minutes: float = 7.0  # fine-tuning rounds fit this budget (0 = no budget)
+    initial_minutes: float = 0.0  # round 0's budget (0 = no budget: every planned step)
+    max_train_pixels: int = DEFAULT_MAX_TRAIN_PIXELS
+    class_weighting: str = DEFAULT_CLASS_WEIGHTING
+    dice_weight: float = DEFAULT_DICE_WEIGHT
+
+
+def auto_train_size(image_sizes: Sequence[tuple[int, int]], max_pixels: int = DEFAULT_MAX_TRAIN_PIXELS
+                    ) -> tuple[int, int]:
+    """A training size (H, W) from the images' own sizes: their median shape, shrunk to ``max_pixels``.
+
+    Never upscales (224 × 224 patches train at 224 × 224), keeps the median
+    aspect ratio, and rounds to multiples of :data:`SIZE_MULTIPLE`.
+    """
+    if not image_sizes:
+        raise ValueError("no images to take a training size from")
+    heights, widths = zip(*((int(h), int(w)) for h, w in image_sizes))
+    height, width = float(np.median(heights)), float(np.median(widths))
+    scale = min(1.0, math.sqrt(max_pixels / (height * width)))
+
+    def side(value: float) -> int:
+        return max(MIN_SIDE, int(value * scale) // SIZE_MULTIPLE * SIZE_MULTIPLE)
+
+    return side(height), side(width)
+
+
+def round_train_config(settings: RecipeSettings, *, round_index: int, warm_start: bool,
+                       image_sizes: Sequence[tuple[int, int]] = (),
+                       available_objectives: Sequence[str] | None = None, seed: int = 0) -> TrainConfig:
+    """The TrainConfig of one round: ``warm_start`` = fine-tuning the current model, else round 0.
+
+    The random stream is ``seed * 1000 + round_index`` (the app runs seed 0: the round number).
+    """
+    objectives = []
+    # Mean-teacher consistency needs a teacher worth copying: from scratch it
+    # confirms its own early bias (measured on the demo: dusk mIoU 0.52 → 0.04,
+    # one class everywhere), so it joins from the first warm-started round on.
+    if settings.consistency and warm_start:
+        objectives.append("consistency")
+    if settings.pixel_contrastive:
+        objectives.append("pixel_contrastive")
+    if available_objectives is not None:
+        objectives = [name for name in objectives if name in available_objectives]
+    size = settings.size or auto_train_size(image_sizes, settings.max_train_pixels)
+    minutes = settings.round_minutes if warm_start else settings.initial_minutes
+    return TrainConfig(
+        arch=settings.arch, num_classes=settings.num_classes, size=size,
+        steps=settings.steps_per_round if warm_start else settings.steps_initial,
+        lr=3e-4 if warm_start else 1e-3,
+        adversarial=settings.adversarial, self_training=settings.self_training, objectives=tuple(objectives),
+        seed=int(seed) * 1000 + int(round_index),
+        # Round 0 from scratch: pseudo-labels only once the model has learnt something.
+        self_training_start=0.0 if warm_start else 0.5,
+        time_budget_s=60.0 * minutes,
+        class_weighting=settings.class_weighting, dice_weight=settings.dice_weight,
+    )

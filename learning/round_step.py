@@ -1,0 +1,294 @@
+"""One round step of the labeling loop: score the pool, calibrate, select, suggest.
+
+Given a trained model, the target pool (images, the labels so far, the
+pixels already sent to annotators), the model's predictions on the
+validation images and the project's selection settings,
+:func:`propose_round` returns one plain :class:`RoundProposal`: the queries
+to ask, each with its pre-filled suggestion, and what was measured on the
+way. It neither reads nor writes rows or files (bar the optional score
+cache), so the app's selection worker and every benchmark simulator call
+this same function: the worker stores the proposal as Query and Suggestion
+rows for people to answer, a simulator answers it with an oracle.
+
+    rows → PoolImage / Calibration / SelectionSettings → propose_round → RoundProposal → rows
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import nn
+
+from learning.data import Sample
+from learning.inference import predict
+from learning.progress import ProgressFn, StopFn, check_stop, report
+from learning.selection import (
+    Budget,
+    PoolItem,
+    QuerySpec,
+    ScoreCache,
+    SelectionParams,
+    score_pool,
+    select_queries,
+    strategy_weight,
+)
+from learning.selection.resample import resize_bilinear
+from learning.suggestions import (
+    Suggestion,
+    SuggestionQuality,
+    Thresholds,
+    calibrate_thresholds,
+    make_suggestion,
+    suggestion_quality,
+)
+
+Size = tuple[int, int]
+RegionsFn = Callable[[str], np.ndarray]
+
+
+@dataclass
+class PoolImage:
+    """One unlabeled (or partly labeled) target image of the pool.
+
+    ``image``: a path or an ``(H, W, 3)`` uint8 array. ``labels``: uint8 mask
+    at the image's resolution, 255 where nobody labeled yet. ``queried``: bool
+    mask of every pixel already sent to an annotator (answered, skipped or
+    left void): none of them is proposed again.
+    """
+
+    key: str
+    image: object
+    labels: np.ndarray | None = None
+    queried: np.ndarray | None = None
+
+
+@dataclass
+class Calibration:
+    """The model's ``(pred, confidence)`` on each validation image and the images' ground truth."""
+
+    predictions: list[tuple[np.ndarray, np.ndarray]]
+    truths: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.truths)
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """What a project (or a benchmark arm) decides about selection and suggestions."""
+
+    strategy: str
+    unit: str  # "image" | "region"
+    budget: Budget
+    num_classes: int
+    size: Size  # the (H, W) the network sees
+    measure: str = "entropy"
+    target_precision: float = 0.95
+    uncertainty_weight: float | None = None  # None: the strategy's own (schedule or default)
+    rarity_power: float = 0.0
+    batch_size: int = 8
+
+    def params(self) -> SelectionParams:
+        overrides = {} if self.uncertainty_weight is None else {"uncertainty_weight": self.uncertainty_weight}
+        return SelectionParams(num_classes=self.num_classes, rarity_power=self.rarity_power, **overrides)
+
+
+@dataclass
+class ProposedQuery:
+    """One query: which pixels of which image, and what the model pre-fills there.
+
+    ``confidence``: the model's confidence as a uint8 heat map at the
+    query's resolution (shown everywhere, most usefully where nothing was
+    suggested).
+    """
+
+    key: str
+    spec: QuerySpec
+    suggestion: Suggestion
+    confidence: np.ndarray
+
+
+@dataclass
+class RoundProposal:
+    queries: list[ProposedQuery]
+    thresholds: Thresholds
+    uncertainty_weight: float | None  # the weight selection used (None: no diversity step)
+    val_quality: SuggestionQuality | None  # the thresholds' suggestions on the validation images
+    background_classes: list[int] = field(default_factory=list)
+
+    @property
+    def query_pixels(self) -> int:
+        return int(sum(q.spec.pixels for q in self.queries))
+
+    @property
+    def suggested_pixels(self) -> int:
+        return int(sum(q.suggestion.suggested_pixels for q in self.queries))
+
+    def stats(self, settings: SelectionSettings, class_names: Sequence[str]) -> dict:
+        """A JSON-able summary (the round's stats in the app, a log line in benchmarks)."""
+        weight = self.uncertainty_weight
+        return {
+            "strategy": settings.strategy, "query_unit": settings.unit,
+            "diversity_weight": None if weight is None else round(1.0 - weight, 3),
+            "queries": len(self.queries), "query_pixels": self.query_pixels,
+            "suggestion_precision": self.val_quality.precision if self.val_quality else None,
+            "suggestion_coverage": self.val_quality.coverage if self.val_quality else None,
+            "suggested_pixels": self.suggested_pixels,
+            "thresholds": dict(zip(class_names, (round(float(v), 4) for v in self.thresholds.values))),
+        }
+
+
+def selection_seed(seed: int, round_index: int) -> int:
+    """The random stream of one round's selection: the same for the app (seed 0) and a simulator's seed 0."""
+    return int(seed) * 1000 + int(round_index)
+
+
+def validation_predictions(model: nn.Module, samples: Sequence[Sample], *, size: Size, batch_size: int = 8,
+                           device=None) -> Calibration:
+    """Predict every validation image at its own resolution, for :func:`propose_round`'s calibration."""
+    from learning.data import load_mask
+
+    predictions, truths = [], []
+    for sample, prediction in zip(samples, predict(model, samples, size=size, output_size="original",
+                                                   batch_size=batch_size, device=device)):
+        predictions.append((prediction.label, prediction.confidence))
+        truths.append(load_mask(sample.mask))
+    return Calibration(predictions, truths)
+
+
+def propose_round(
+    model: nn.Module,
+    pool: Sequence[PoolImage],
+    *,
+    calibration: Calibration,
+    settings: SelectionSettings,
+    round_index: int,
+    val_miou: float | None,
+    background_classes: Sequence[int] = (),
+    seed: int = 0,
+    regions: RegionsFn | None = None,
+    cache: ScoreCache | None = None,
+    device=None,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+) -> RoundProposal:
+    """Score the pool with ``model``, calibrate suggestion thresholds, select within the budget, suggest.
+
+    ``calibration``: the model's predictions on the frozen validation images
+    (:func:`validation_predictions`); with none, every class gets its
+    fallback threshold. ``regions(key)``: the image's superpixel map at its
+    own resolution (region queries only; the annotator's click-fill must see
+    the same regions). ``seed`` with ``round_index`` fixes the random
+    choices (:func:`selection_seed`). Raises
+    :class:`learning.progress.Cancelled` between phases when
+    ``should_stop()`` turns True.
+    """
+    background = sorted(int(c) for c in background_classes)
+    report(progress, "calibrate", 0, 1)
+    thresholds = calibrate_thresholds(calibration.predictions, calibration.truths, settings.num_classes,
+                                      target_precision=settings.target_precision, background_classes=background)
+    val_quality = None
+    for (pred, conf), truth in zip(calibration.predictions, calibration.truths):
+        quality = suggestion_quality(make_suggestion(pred=pred, confidence=conf, thresholds=thresholds).mask, truth)
+        val_quality = quality if val_quality is None else val_quality + quality
+    check_stop(should_stop, "selection")
+
+    samples = [Sample(image=entry.image, key=entry.key) for entry in pool]
+    scores = score_pool(model, samples, measure=settings.measure, size=settings.size,
+                        batch_size=settings.batch_size, device=device, cache=cache)
+    report(progress, "score", len(scores), len(scores))
+    check_stop(should_stop, "selection")
+
+    items = []
+    for number, (entry, score) in enumerate(zip(pool, scores), start=1):
+        region_map = regions(entry.key) if regions is not None and settings.unit == "region" else None
+        items.append(PoolItem(score=score, regions=region_map, labels=entry.labels, queried=entry.queried))
+        if region_map is not None:
+            report(progress, "superpixels", number, len(pool))
+    check_stop(should_stop, "selection")
+
+    params = settings.params()
+    specs = select_queries(items, settings.budget, settings.strategy, unit=settings.unit, round_index=round_index,
+                           val_miou=val_miou, params=params, seed=selection_seed(seed, round_index))
+    weight = strategy_weight(settings.strategy, round_index=round_index, val_miou=val_miou, params=params)
+    by_key = {score.key: score for score in scores}
+    queries = []
+    for number, spec in enumerate(specs, start=1):
+        score = by_key[spec.key]
+        suggestion = make_suggestion(pred=score.pred, confidence=score.confidence, thresholds=thresholds,
+                                     region_mask=spec.mask if spec.region_ids is not None else None,
+                                     size=spec.mask.shape)
+        heat = np.clip(np.rint(resize_bilinear(score.confidence, spec.mask.shape) * 255), 0, 255).astype(np.uint8)
+        queries.append(ProposedQuery(spec.key, spec, suggestion, heat))
+        report(progress, "suggest", number, len(specs))
+    return RoundProposal(queries, thresholds, weight, val_quality, background)
+
+
+# --- the training half of a round ------------------------------------------------------------------------
+
+
+@dataclass
+class RoundModel:
+    """A round's trained model, the config it trained with, and whether it replaces the current one."""
+
+    result: object  # learning.train.TrainResult
+    config: object  # learning.train.TrainConfig
+    promotion: object  # learning.promotion.PromotionDecision
+
+
+def train_round_model(
+    recipe,
+    *,
+    round_index: int,
+    labeled: Sequence[Sample],
+    unlabeled: Sequence[Sample] = (),
+    val: Sequence[Sample] = (),
+    init_state: dict | None = None,
+    current_state: dict | None = None,
+    image_sizes: Sequence[tuple[int, int]] = (),
+    backbone_checkpoint: str | None = None,
+    available_objectives: Sequence[str] | None = None,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+) -> RoundModel:
+    """Train a round's model with the recipe (learning.recipe) and decide keep-best (learning.promotion).
+
+    ``init_state``: the weights to fine-tune (the current model, or a
+    project's initial checkpoint), None to train from scratch or from
+    ``backbone_checkpoint``. ``current_state``: the model this one would
+    replace (None for the first). Both the app's training worker and the
+    benchmark suite call this.
+    """
+    from dataclasses import replace
+
+    from learning.recipe import round_train_config
+    from learning.train import train
+
+    config = round_train_config(recipe, round_index=round_index, warm_start=init_state is not None,
+                                image_sizes=image_sizes, available_objectives=available_objectives, seed=seed)
+    if init_state is None and backbone_checkpoint:
+        config = replace(config, backbone_checkpoint=str(backbone_checkpoint))
+    result = train(config, labeled=labeled, unlabeled=unlabeled, val=val, init_state=init_state,
+                   progress=progress, should_stop=should_stop)
+    return RoundModel(result, config, promotion_decision(config, result, current_state, val))
+
+
+def promotion_decision(config, result, current_state: dict | None, val: Sequence[Sample]):
+    """Keep-best: the new model against the one it would replace, on the same validation images."""
+    from learning.models import build_model
+    from learning.promotion import decide_on_training, decide_on_validation, first_model, image_confusions
+
+    if current_state is None:
+        return first_model()
+    if not val:
+        return decide_on_training(result.history)
+    confusions = []
+    for state in (result.state_dict, current_state):
+        model = build_model(config.arch, config.num_classes)
+        model.load_state_dict(state)
+        calibration = validation_predictions(model.eval(), val, size=config.size)
+        confusions.append(image_confusions([pred for pred, _ in calibration.predictions], calibration.truths,
+                                           config.num_classes))
+    return decide_on_validation(*confusions)
