@@ -15,5 +15,7 @@ urlpatterns = [
     path("projects/<int:pk>/start/", views.project_start_view, name="project-start"),
     path("projects/<int:pk>/rounds/<int:number>/close/", views.round_close_view, name="round-close"),
     path("projects/<int:pk>/jobs/<int:job_pk>/<slug:action>/", views.job_action_view, name="job-action"),
+    path("projects/<int:pk>/models/<int:version_pk>/promote/", views.model_version_promote_view,
+         name="modelversion-promote"),
     path("projects/<int:pk>/export/", views.project_export_view, name="project-export"),
 ]

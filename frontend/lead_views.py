@@ -36,6 +36,8 @@ from annotator.services.projects import (
 )
 from annotator.services.rounds import job_retry, project_readiness, project_start, round_close
 from models_store.models import ModelVersion
+from models_store.selectors import model_version_current
+from models_store.services import model_version_promote
 
 from . import forms
 
@@ -310,8 +312,27 @@ def project_dashboard_view(request: HttpRequest, pk: int) -> HttpResponse:
         current=round_current(project=project), readiness=project_readiness(project=project),
         started=project.has_started, labeled_fraction=labeled,
         model_versions=ModelVersion.objects.filter(project=project).select_related("round").order_by("-version"),
+        **_serving_context(project),
         chart_names=CHART_NAMES, export_form=forms.ExportForm(), charts_key=_fingerprint(metrics)[:12],
     )
+
+
+def _serving_context(project: Project) -> dict:
+    """The model that serves suggestions now, and where round 0's backbone started (for the dashboard)."""
+    serving = model_version_current(project=project)
+    first = ModelVersion.objects.filter(project=project).order_by("version").first()
+    return {"serving_pk": serving.pk if serving else None, "serving_version": serving.version if serving else None,
+            "first_backbone": ((first.metrics or {}).get("pretrained") or {}).get("description") if first else None}
+
+
+@login_required
+@require_POST
+def model_version_promote_view(request: HttpRequest, pk: int, version_pk: int) -> HttpResponse:
+    project = lead_project(request, pk)
+    chosen = get_object_or_404(ModelVersion, pk=version_pk, project=project)
+    model_version_promote(model_version=chosen, user=request.user)
+    messages.success(request, f"Model v{chosen.version} now serves suggestions; the next round fine-tunes it.")
+    return _back(request, project)
 
 
 def _fingerprint(metrics) -> str:

@@ -138,18 +138,10 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(path: str | os.PathLike, *, expected_classes: Sequence[Any] | None = None
-                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state_dict, meta) of a version directory, after checking integrity and the class list."""
+def verify_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The meta of a version directory whose weights file is whole (size and sha256 as recorded); else CheckpointError."""
     directory = Path(path)
     meta = read_meta(directory)
-    if expected_classes is not None:
-        expected = class_names(expected_classes)
-        if expected != meta["classes"]:
-            raise CheckpointError(
-                f"{directory} was trained for classes {meta['classes']} but {expected} were expected; "
-                "a model cannot be reused after the class list changes (retrain from scratch)"
-            )
     weights = directory / meta.get("weights_file", WEIGHTS_FILE)
     if not weights.exists():
         raise CheckpointError(f"{weights} is missing")
@@ -163,6 +155,23 @@ def load_checkpoint(path: str | os.PathLike, *, expected_classes: Sequence[Any] 
         raise CheckpointError(
             f"{weights} is corrupt: sha256 {actual[:12]}... does not match {meta['weights_sha256'][:12]}... in {META_FILE}"
         )
+    return meta
+
+
+def load_checkpoint(path: str | os.PathLike, *, expected_classes: Sequence[Any] | None = None
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state_dict, meta) of a version directory, after checking integrity and the class list."""
+    directory = Path(path)
+    meta = read_meta(directory)
+    if expected_classes is not None:
+        expected = class_names(expected_classes)
+        if expected != meta["classes"]:
+            raise CheckpointError(
+                f"{directory} was trained for classes {meta['classes']} but {expected} were expected; "
+                "a model cannot be reused after the class list changes (retrain from scratch)"
+            )
+    verify_checkpoint(directory)
+    weights = directory / meta.get("weights_file", WEIGHTS_FILE)
     try:
         state_dict = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling errors come in many types

@@ -50,18 +50,24 @@ def model_version_promote(*, model_version: ModelVersion, user=None) -> ModelVer
     chosen = versions[model_version.pk]
     who = getattr(user, "username", "") or "a lead"
     if not chosen.is_promoted:
-        _record_manual(chosen, promote=True, reason=f"promoted by hand by {who}")
+        _record(chosen, promote=True, reason=f"promoted by hand by {who}", rule="manual")
     for newer in versions.values():
         if newer.version > chosen.version and newer.is_promoted:
-            _record_manual(newer, promote=False, reason=f"set aside by {who}: rolled back to v{chosen.version}")
+            _record(newer, promote=False, reason=f"set aside by {who}: rolled back to v{chosen.version}", rule="manual")
     return chosen
 
 
-def _record_manual(version: ModelVersion, *, promote: bool, reason: str) -> None:
+def _record(version: ModelVersion, *, promote: bool, reason: str, rule: str) -> None:
     metrics = dict(version.metrics or {})
     automatic = metrics.get("promotion") or {}
-    metrics["promotion"] = {"promote": promote, "reason": reason, "rule": "manual",
+    metrics["promotion"] = {"promote": promote, "reason": reason, "rule": rule,
                             "automatic": automatic.get("automatic", automatic)}
     version.metrics = metrics
     version.state = ModelVersion.State.PROMOTED if promote else ModelVersion.State.REJECTED
     version.save(update_fields=["metrics", "state"])
+
+
+def model_version_set_aside(*, model_version: ModelVersion, reason: str) -> ModelVersion:
+    """Reject a model that cannot serve (e.g. its checkpoint is corrupt), keeping the reason."""
+    _record(model_version, promote=False, reason=reason, rule="unusable")
+    return model_version

@@ -167,11 +167,12 @@ class SuggestionSerializer(serializers.ModelSerializer):
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     round_number = serializers.IntegerField(source="round.number", read_only=True, allow_null=True)
+    promotion_reason = serializers.CharField(read_only=True)
 
     class Meta:
         model = ModelVersion
         fields = ["id", "project", "version", "round", "round_number", "parent", "architecture", "classes",
-                  "metrics", "train_config", "labeled_target_pixels", "state", "created_at"]
+                  "metrics", "train_config", "labeled_target_pixels", "state", "promotion_reason", "created_at"]
         read_only_fields = fields
 
 

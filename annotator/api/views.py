@@ -27,6 +27,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from models_store.models import ModelVersion
+from models_store.services import model_version_promote
 
 from ..models import Annotation, Image, Job, Project, Query, Round, Suggestion
 from ..selectors import membership_list, project_ids_for_user, project_list_for_user, project_metrics
@@ -295,6 +296,15 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proj
     queryset = ModelVersion.objects.select_related("round")
     filters = {"project": Filter("project_id"), "state": Filter("state", str, tuple(ModelVersion.State.values))}
     ordering_fields = ["version", "created_at"]
+
+    @extend_schema(request=None, responses=s.ModelVersionSerializer,
+                   description="Make this version the one that serves suggestions and that the next round "
+                               "fine-tunes (leads): promotes a rejected model or rolls back to an older one; "
+                               "newer promoted versions are set aside with the reason.")
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsProjectLead])
+    def promote(self, request, pk=None):
+        chosen = model_version_promote(model_version=self.get_object(), user=request.user)
+        return Response(s.ModelVersionSerializer(chosen).data)
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY},
                    description="The checkpoint (weights + meta.json under model/) and maskloop.json with the "

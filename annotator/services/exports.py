@@ -216,12 +216,16 @@ def export_coco(*, project: Project, dest: Path, include_imported: bool = True,
 
 
 def model_checkpoint_dir(model_version) -> Path:
+    """The checkpoint folder of a model to download, after checking its files are whole (never serve a corrupt one)."""
+    from learning.checkpoint import CheckpointError, verify_checkpoint
     from models_store.storage import StoreError, version_dir
 
     try:
-        return version_dir(model_version, must_exist=True)
-    except StoreError as error:
-        raise ServiceError(str(error)) from error
+        folder = version_dir(model_version, must_exist=True)
+        verify_checkpoint(folder)
+    except (StoreError, CheckpointError) as error:
+        raise ServiceError(f"model v{model_version.version} cannot be downloaded: {error}") from error
+    return folder
 
 
 def model_metadata(model_version) -> dict:

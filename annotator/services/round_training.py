@@ -24,7 +24,7 @@ from learning.train import TrainConfig, checkpoint_meta
 from models_store import storage
 from models_store.models import ModelVersion
 from models_store.selectors import model_version_current
-from models_store.services import model_version_register
+from models_store.services import model_version_register, model_version_set_aside
 
 from ..models import Image, Project, Round
 from .errors import ServiceError
@@ -144,12 +144,33 @@ def train_round(job_id: int, round_: Round) -> ModelVersion:
         return existing
     project = round_.project
     classes = class_names(project)
-    parent = model_version_current(project=project, before_round=round_.number)
+    parent = _readable_current_model(project, round_, classes)
     directory = storage.round_checkpoint_dir(project.pk, round_.number)
     meta = _adopt_checkpoint(directory, classes)
     if meta is None:
         meta = _train_and_store(job_id, project, round_, parent, classes, directory)
     return model_version_register(project=project, round_=round_, directory=directory, meta=meta, parent=parent)
+
+
+def _readable_current_model(project: Project, round_: Round, classes: list[str]) -> ModelVersion | None:
+    """The model to fine-tune: the newest promoted one whose checkpoint is whole.
+
+    A corrupt checkpoint (bad disk, a truncated copy) would fail every retry;
+    it is set aside (rejected, with the reason) and the one before serves.
+    """
+    from learning.checkpoint import verify_checkpoint
+
+    while (current := model_version_current(project=project, before_round=round_.number)) is not None:
+        try:
+            meta = verify_checkpoint(storage.version_dir(current))
+            if meta["classes"] == classes:
+                return current
+            reason = f"trained for classes {meta['classes']}, the project has {classes}"
+        except (CheckpointError, storage.StoreError) as error:
+            reason = str(error)
+        log.warning("model v%s cannot be fine-tuned and is set aside: %s", current.version, reason)
+        model_version_set_aside(model_version=current, reason=f"checkpoint unusable: {reason}")
+    return None
 
 
 def _train_and_store(job_id: int, project: Project, round_: Round, parent: ModelVersion | None,

@@ -248,3 +248,28 @@ def torch_hub_dir() -> str:
     import torch
 
     return torch.hub.get_dir()
+
+
+def test_a_corrupt_checkpoint_is_set_aside_so_the_next_round_trains_and_is_never_downloaded(
+        users, django_capture_on_commit_callbacks):
+    from annotator.services.errors import ServiceError
+    from annotator.services.exports import model_checkpoint_dir
+    from annotator.services.rounds import round_close
+    from models_store.storage import version_dir
+
+    project = tiny_project(users, steps_initial=2)
+    with transaction.atomic():
+        round0 = project_start(project=project)
+    job = Job.objects.get(round=round0)
+    assert round_train_run(job_id=job.pk) == "trained" and round_select_run(job_id=job.pk) == "opened"
+    first = ModelVersion.objects.get(round=round0)
+    (version_dir(first) / "weights.pt").write_bytes(b"a disk that lost the file's end")
+    with pytest.raises(ServiceError, match="cannot be downloaded: .*corrupt"):
+        model_checkpoint_dir(first)
+    with django_capture_on_commit_callbacks(execute=False):
+        round1 = round_close(round_=Round.objects.get(pk=round0.pk))
+    assert round_train_run(job_id=Job.objects.get(round=round1).pk) == "trained"  # not stuck failing forever
+    first.refresh_from_db()
+    assert first.state == ModelVersion.State.REJECTED and "checkpoint unusable" in first.promotion_reason
+    second = ModelVersion.objects.get(round=round1)
+    assert second.is_promoted and second.parent is None  # trained afresh instead of from the broken file
