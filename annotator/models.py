@@ -90,8 +90,9 @@ class Project(models.Model):
     ssl_pretraining = models.BooleanField(
         default=False, help_text="Self-supervised pretraining of the encoder on the project's images before round 0"
     )
-    train_height = models.PositiveIntegerField(default=240)
-    train_width = models.PositiveIntegerField(default=320)
+    # 0 × 0: from the images (their median shape, shrunk to MASKLOOP_TRAIN_MAX_PIXELS; learning/recipe.py).
+    train_height = models.PositiveIntegerField(default=0)
+    train_width = models.PositiveIntegerField(default=0)
     train_steps_initial = models.PositiveIntegerField(default=600)
     train_steps_per_round = models.PositiveIntegerField(default=200)
     init_checkpoint = models.CharField(

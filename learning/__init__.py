@@ -1,4 +1,4 @@
-"""maskloop's ML core: plain PyTorch and numpy, no Django below tasks.py/services.py.
+"""maskloop's ML core: plain PyTorch and numpy; tasks.py (Celery) is the only module that imports Django.
 
 Importing this package is cheap on purpose (no torch): the web process imports
 ``learning.tasks`` through Celery autodiscovery and must not pay for torch.

@@ -39,16 +39,20 @@ class JobReporter:
         self.phases = phases or {}
         self._last_write = 0.0
         self._last_phase = ""
+        self._timed_phase, self._phase_started = "", time.monotonic()
         self.cancelled = False
 
     def __call__(self, phase: str, step: int, total: int, loss: float | None = None) -> None:
         now = time.monotonic()
         if phase == self._last_phase and now - self._last_write < self.min_interval and step < total:
             return
+        if phase != self._timed_phase:
+            self._timed_phase, self._phase_started = phase, now
         fraction = step / total if total else 0.0
         low, high = self.phases.get(phase, (0.0, 1.0))
         overall = self.start + (self.end - self.start) * (low + (high - low) * fraction)
         message = f"{phase} {step}/{total}" + (f", loss {loss:.3f}" if loss is not None else "")
+        message += eta_text(now - self._phase_started, step, total)
         self.cancelled = job_progress(job_id=self.job_id, phase=phase, progress=overall, message=message)
         self._last_write, self._last_phase = now, phase
 
@@ -64,6 +68,19 @@ class JobReporter:
                 raise Cancelled(f"{phase} cancelled")
 
         return count
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def eta_text(elapsed: float, step: int, total: int) -> str:
+    """", 1 min 10 s elapsed, about 4 min 30 s left" from a phase's pace so far ("" before it has one)."""
+    if step <= 0 or total <= 0 or elapsed < 1.0:
+        return ""
+    left = elapsed / step * max(0, total - step)
+    return f", {_duration(elapsed)} elapsed" + (f", about {_duration(left)} left" if step < total else "")
 
 
 def job_end_with_error(*, job_id: int, error: BaseException) -> str:

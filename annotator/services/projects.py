@@ -97,6 +97,12 @@ def project_check_settings(project: Project) -> None:
         raise ServiceError(f"a budget in {unit} must be a whole number of at least 1")
     if unit == Project.BudgetUnit.REGIONS and project.query_unit != Project.QueryUnit.REGION:
         raise ServiceError("a budget in regions needs region queries")
+    if unit == Project.BudgetUnit.IMAGES and project.query_unit != Project.QueryUnit.IMAGE:
+        raise ServiceError("a budget in images needs image queries (or choose % of pixels or regions)")
+    if (project.train_height == 0) != (project.train_width == 0):
+        raise ServiceError("set both training height and width, or leave both 0 to take them from the images")
+    if 0 < min(project.train_height, project.train_width) < 32:
+        raise ServiceError("training height and width must be at least 32 pixels (or both 0: from the images)")
     if project.strategy == Project.Strategy.REGION and project.query_unit != Project.QueryUnit.REGION:
         raise ServiceError("the region strategy (RIPU) needs region queries")
     # Fixed once started (a file that disappears later must not block other settings).
