@@ -5,9 +5,10 @@ import statistics
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Case, CharField, Count, Exists, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 
 from .models import Annotation, Image, Job, Membership, Project, Query, Round, Suggestion
+from .services.round_data import MIN_VALIDATION_LABELS
 
 
 def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -55,6 +56,84 @@ def image_split_counts(*, project: Project) -> dict[str, dict[str, int]]:
 
 def round_current(*, project: Project) -> Round | None:
     return project.rounds.order_by("-number").first()
+
+
+# --- Images: status, overlays, validation --------------------------------------------------------------------
+
+# What the image browser shows and filters by, in the order it decides them: a source image is "source"
+# whatever else holds, a validation image "validation" (labeled or not), and so on.
+IMAGE_STATUSES = ("unlabeled", "queried", "labeled", "validation", "source", "test")
+
+
+def image_list_with_status(*, project: Project, status: str = "", domain: str = "") -> QuerySet[Image]:
+    """The project's images annotated with ``status`` (one of :data:`IMAGE_STATUSES`) and ``has_label``.
+
+    queried: a pending query in a round that is still selecting or labeling;
+    labeled: a submitted label from an annotator, or a mask imported with it.
+    ``has_label`` says the same for validation and source images.
+    """
+    pending = Query.objects.filter(image=OuterRef("pk"), status=Query.Status.PENDING,
+                                   round__state__in=[Round.State.SELECTING, Round.State.LABELING])
+    submitted = Annotation.objects.filter(image=OuterRef("pk"), is_submitted=True)
+    images = project.images.annotate(has_label=Exists(submitted) | ~Q(gt_mask="")).annotate(status=Case(
+        When(domain=Image.Domain.SOURCE, then=Value("source")),
+        When(split=Image.Split.VAL, then=Value("validation")),
+        When(split=Image.Split.TEST, then=Value("test")),
+        When(Exists(pending), then=Value("queried")),
+        When(has_label=True, then=Value("labeled")),
+        default=Value("unlabeled"), output_field=CharField(),
+    ))
+    if status:
+        images = images.filter(status=status)
+    if domain:
+        images = images.filter(domain=domain)
+    return images.order_by("original_name", "pk")
+
+
+def image_status_counts(*, project: Project) -> dict[str, int]:
+    counts = dict.fromkeys(IMAGE_STATUSES, 0)
+    for row in image_list_with_status(project=project).order_by().values("status").annotate(n=Count("pk")):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+@dataclass(frozen=True)
+class ImageOverlays:
+    """What the read-only image page draws over an image: its latest mask and the latest suggestion for it."""
+
+    mask: Annotation | None  # the newest saved version (a draft included)
+    ground_truth: bool  # no version yet, but a mask came with the import
+    suggestion: Suggestion | None
+
+
+def image_overlays(*, image: Image) -> ImageOverlays:
+    mask = image.annotations.select_related("author").order_by("-version").first()
+    suggestion = (Suggestion.objects.filter(query__image=image).select_related("model_version", "query__round")
+                  .order_by("-created_at", "-pk").first())
+    return ImageOverlays(mask=mask, ground_truth=mask is None and bool(image.gt_mask), suggestion=suggestion)
+
+
+@dataclass(frozen=True)
+class ValidationProgress:
+    """How far the project's validation is: imported masks, or labels made in the app (counted from ``needed``)."""
+
+    images: int
+    imported: int  # validation images that came with a mask
+    labeled: int  # validation images with a submitted label from the app
+    needed: int
+
+    @property
+    def ready(self) -> bool:
+        return self.imported > 0 or (self.images > 0 and self.labeled >= self.needed)
+
+
+def validation_progress(*, project: Project) -> ValidationProgress:
+    validation = project.images.filter(split=Image.Split.VAL)
+    return ValidationProgress(
+        images=validation.count(), imported=validation.exclude(gt_mask="").count(),
+        labeled=validation.filter(annotations__is_submitted=True).distinct().count(),
+        needed=MIN_VALIDATION_LABELS,
+    )
 
 
 def job_list(*, project: Project, limit: int = 50) -> list[Job]:
@@ -175,7 +254,8 @@ def project_metrics(*, project: Project) -> ProjectMetrics:
             submitted=Count("pk", filter=Q(status=Query.Status.SUBMITTED)),
             skipped=Count("pk", filter=Q(status=Query.Status.SKIPPED)),
             pending=Count("pk", filter=Q(status=Query.Status.PENDING)),
-            spent=Sum("pixels", filter=Q(status=Query.Status.SUBMITTED)),
+            # The budget counts what trains the model (round_open plans it so): validation labels are apart.
+            spent=Sum("pixels", filter=Q(status=Query.Status.SUBMITTED, kind=Query.Kind.LABEL)),
         )
     }
     dice: dict[int, list[float]] = {}
@@ -206,8 +286,11 @@ def project_metrics(*, project: Project) -> ProjectMetrics:
         .exclude(split__in=[Image.Split.VAL, Image.Split.TEST]).values_list("width", "height")
     )
     notes = []
-    if round_rows and round_rows[0].number == 0 and round_rows[0].miou is None:
-        notes.append("Round 0 has no evaluated model yet: the baseline appears once its training finishes.")
+    if rounds and rounds[0].number == 0 and round_rows[0].miou is None:
+        cold = rounds[0].state != Round.State.TRAINING and rounds[0].model_version_id is None
+        notes.append("Round 0 has no model: without labels to train on, it asks for a diverse first set; the "
+                     "first model trains in round 1 from those labels." if cold else
+                     "Round 0 has no evaluated model yet: the baseline appears once its training finishes.")
     return ProjectMetrics(
         classes=list(project.classes.order_by("index").values_list("name", flat=True)),
         rounds=round_rows,

@@ -56,7 +56,7 @@ def miou_chart(metrics: ProjectMetrics) -> bytes:
     points = [(r.number, r.miou * 100) for r in metrics.rounds if r.miou is not None]
     axes.set_title("Validation mIoU per round", loc="left", fontsize=11)
     if not points:
-        _empty(axes, "No evaluated model yet: round 0's training writes the baseline.")
+        _empty(axes, "No evaluated model yet: it appears once a model is trained\nand validation images are labeled.")
         return _png(figure)
     x, y = zip(*points)
     axes.plot(x, y, marker="o", color=BLUE, linewidth=2, label="mIoU")

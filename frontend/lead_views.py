@@ -20,14 +20,17 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from annotator.models import Image, Job, Membership, Project, Round
 from annotator.selectors import (
-    image_split_counts, job_error_for, job_list, membership_list, membership_role, project_metrics, round_current,
+    IMAGE_STATUSES, image_list_with_status, image_overlays, image_split_counts, image_status_counts, job_error_for,
+    job_list, membership_list, membership_role, project_metrics, round_current, validation_progress,
 )
 from annotator.services.errors import ServiceError
 from annotator.services.exports import export_file, export_start
+from annotator.services.image_requests import image_request_label, image_request_refusal
 from annotator.services.images import image_import_start, image_set_split
 from annotator.services.jobs import job_cancel_request
 from annotator.services.projects import (
@@ -35,6 +38,7 @@ from annotator.services.projects import (
     project_set_classes, project_update,
 )
 from annotator.services.rounds import job_retry, project_readiness, project_start, round_close
+from annotator.services.uploads import UPLOAD_SPLITS
 from models_store.models import ModelVersion
 from models_store.selectors import model_version_current
 from models_store.services import model_version_promote
@@ -189,8 +193,79 @@ def project_images_view(request: HttpRequest, pk: int) -> HttpResponse:
     page = Paginator(images, 100).get_page(request.GET.get("page"))
     return _render(request, "images.html", project, "images", form=form, counts=image_split_counts(project=project),
                    page=page, domain=domain, split=split, frozen=project.has_started,
-                   domains=Image.Domain.choices, splits=Image.Split.choices,
+                   filters=urlencode({"domain": domain, "split": split}), domains=Image.Domain.choices,
+                   splits=Image.Split.choices, upload_targets=_upload_targets(project),
                    import_jobs=project.jobs.filter(kind=Job.Kind.IMPORT).order_by("-created_at")[:10])
+
+
+def _upload_targets(project: Project) -> list[dict]:
+    """The upload form's "add as" choices: every domain and split an upload may go to, closed ones disabled."""
+    labels = {Image.Split.POOL: "Target images, unlabeled pool", Image.Split.TRAIN: "Source images, with masks",
+              Image.Split.VAL: "Target validation images, with masks (before the start)"}
+    return [{"domain": domain, "split": split, "label": labels[split],
+             "disabled": split == Image.Split.VAL and project.has_started}
+            for domain, splits in UPLOAD_SPLITS.items() for split in splits]
+
+
+# --- Image browser --------------------------------------------------------------------------------------------
+
+BROWSE_PAGE_SIZE = 48
+# The statuses a lead may send to the labeling round's queue ("label this one").
+REQUESTABLE = ("unlabeled", "labeled")
+
+
+def _labeling_round(project: Project) -> Round | None:
+    current = round_current(project=project)
+    return current if current is not None and current.state == Round.State.LABELING else None
+
+
+@login_required
+def project_browse_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = lead_project(request, pk)
+    status = request.GET.get("status") if request.GET.get("status") in IMAGE_STATUSES else ""
+    domain = request.GET.get("domain") if request.GET.get("domain") in Image.Domain.values else ""
+    images = image_list_with_status(project=project, status=status, domain=domain)
+    page = Paginator(images, BROWSE_PAGE_SIZE).get_page(request.GET.get("page"))
+    counts = image_status_counts(project=project)
+    return _render(request, "browse.html", project, "browse", page=page, status=status, domain=domain,
+                   counts=counts, total=sum(counts.values()), domains=Image.Domain.choices,
+                   filters=urlencode({key: value for key, value in (("status", status), ("domain", domain)) if value}),
+                   labeling_round=_labeling_round(project), requestable=REQUESTABLE)
+
+
+@login_required
+def project_image_view(request: HttpRequest, pk: int, image_pk: int) -> HttpResponse:
+    """One image, read only, with its latest mask and latest suggestion as overlays (drawn by lead/viewer.js)."""
+    project = lead_project(request, pk)
+    image = get_object_or_404(image_list_with_status(project=project), pk=image_pk)
+    overlays = image_overlays(image=image)
+    labeling_round = _labeling_round(project)
+    viewer = {
+        "width": image.width, "height": image.height,
+        "classes": list(project.classes.order_by("index").values("index", "name", "color")),
+        "mask_url": reverse("image-mask", args=[image.pk]) if overlays.mask or overlays.ground_truth else None,
+        "suggestion_url": reverse("image-suggestion", args=[image.pk]) if overlays.suggestion else None,
+    }
+    refusal = (image_request_refusal(image=image, round_=labeling_round) if labeling_round
+               else "Images can be sent to the queue while a round is labeling.")
+    return _render(request, "image.html", project, "browse", image=image, overlays=overlays, viewer=viewer,
+                   queries=image.queries.select_related("round", "assignee").order_by("-round__number", "pk"),
+                   labeling_round=labeling_round, refusal=refusal)
+
+
+@login_required
+@require_POST
+def project_images_request_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = lead_project(request, pk)
+    ids = [int(i) for i in request.POST.getlist("image") if i.isdigit()]
+    try:
+        queries = image_request_label(project=project, images=ids, user=request.user)
+    except ServiceError as exc:
+        messages.error(request, str(exc))
+    else:
+        number = queries[0].round.number
+        messages.success(request, f"Sent {len(queries)} image(s) to the front of round {number}'s queue.")
+    return _back(request, project, "project-browse")
 
 
 @login_required
@@ -219,11 +294,13 @@ def project_images_split_view(request: HttpRequest, pk: int) -> HttpResponse:
 def project_start_view(request: HttpRequest, pk: int) -> HttpResponse:
     project = lead_project(request, pk)
     try:
-        project_start(project=project, user=request.user)
+        round_ = project_start(project=project, user=request.user)
     except ServiceError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "Started: round 0 is training on labeled source and unlabeled target images.")
+        messages.success(request, "Started: round 0 is training on labeled source and unlabeled target images."
+                         if round_.state == Round.State.TRAINING else
+                         "Started: round 0 is picking a diverse first set of images to label (no model yet).")
     return redirect("project-dashboard", pk=pk)
 
 
@@ -310,7 +387,7 @@ def project_dashboard_view(request: HttpRequest, pk: int) -> HttpResponse:
         request, "dashboard.html", project, "dashboard",
         metrics=metrics, rounds=rounds, per_class=per_class, jobs=jobs,
         current=round_current(project=project), readiness=project_readiness(project=project),
-        started=project.has_started, labeled_fraction=labeled,
+        started=project.has_started, labeled_fraction=labeled, validation=validation_progress(project=project),
         model_versions=ModelVersion.objects.filter(project=project).select_related("round").order_by("-version"),
         **_serving_context(project),
         chart_names=CHART_NAMES, export_form=forms.ExportForm(), charts_key=_fingerprint(metrics)[:12],

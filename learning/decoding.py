@@ -58,7 +58,8 @@ def open_image(source: Source) -> PILImage.Image:
     except PILImage.DecompressionBombError as exc:
         raise InvalidImage(f"refused as a decompression bomb: {exc}") from exc
     except PILImage.UnidentifiedImageError as exc:
-        raise InvalidImage(f"not a readable image: no known image format ({exc})") from exc
+        # Pillow's message names the in-memory buffer ("<_io.BytesIO object at 0x…>"): say it plainly instead.
+        raise InvalidImage("not a readable image: no known image format (PNG, JPEG, TIFF, BMP, WebP, GIF)") from exc
     except _DECODER_ERRORS as exc:  # a known format whose header is cut short or broken
         raise InvalidImage(f"truncated or corrupt image data ({exc})") from exc
 

@@ -147,14 +147,21 @@ def start_worker(settings, transactional_db, tmp_path):
 
     yield start
     for process in processes:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         process.log_file.close()
+
+
+def stop_process(process) -> None:
+    """TERM a process this test started, then KILL it if it is still there after 20 s."""
+    import subprocess
+
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ their errors. A :class:`~annotator.services.errors.ServiceError` answers
 
 Django's ``ValidationError`` (a model's ``full_clean``) is a 400 like a
 serializer's; ``Http404`` and Django's ``PermissionDenied`` keep DRF's own
-handling (404, 403).
+handling (404, 403). A database that cannot be reached (restarting, failing
+over; SQLite locked past its busy timeout) is a 503 with ``Retry-After``:
+nothing was stored, and the labeling page keeps the work and tries again.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
@@ -71,4 +74,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return service_error_response(exc)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return Response({"detail": "The database cannot be reached right now, so nothing was saved; try again in a "
+                                   "moment.", "code": "database_unavailable"},
+                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
     return drf_exception_handler(exc, context)

@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from ..models import Annotation, Query
 from ..selectors_labeling import image_latest_annotation, query_suggestion
-from .serializers import LabelClassSerializer
+from .serializers import QUERY_KIND_HELP, LabelClassSerializer
 
 
 class AnnotationVersionSerializer(serializers.ModelSerializer):
@@ -31,6 +31,7 @@ class QueryDetailSerializer(serializers.ModelSerializer):
 
     project = serializers.SerializerMethodField()
     round = serializers.SerializerMethodField()
+    kind = serializers.CharField(read_only=True, help_text=QUERY_KIND_HELP)
     assignee = serializers.CharField(source="assignee.username", default=None)
     image = serializers.SerializerMethodField()
     classes = serializers.SerializerMethodField()
@@ -45,7 +46,7 @@ class QueryDetailSerializer(serializers.ModelSerializer):
     class Meta:
         model = Query
         fields = [
-            "id", "project", "round", "status", "assignee", "locked_until", "pixels", "score", "priority",
+            "id", "project", "round", "kind", "status", "assignee", "locked_until", "pixels", "score", "priority",
             "time_spent_seconds", "image", "classes", "annotation", "base_version", "suggestion", "region",
             "superpixels_url", "lock_seconds", "urls",
         ]

@@ -121,6 +121,37 @@ class ImportSerializer(serializers.Serializer):
                                    help_text="Or an absolute folder on the server (under MASKLOOP_IMPORT_ROOTS).")
 
 
+class UploadSerializer(serializers.Serializer):
+    images = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False,
+                                   help_text="Image files (JPEG, PNG, WebP, TIFF, BMP); a few per request.")
+    masks = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False, default=list,
+                                  help_text="Optional index PNGs, matched to the images by file name without "
+                                            "extension.")
+    domain = serializers.ChoiceField(choices=Image.Domain.choices, default=Image.Domain.TARGET)
+    split = serializers.ChoiceField(choices=Image.Split.choices, required=False,
+                                    help_text="Target images: pool (default) or val (with masks, before the start); "
+                                              "source images: train (default, with masks).")
+
+
+class UploadResultSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The name the image is stored under (made safe).")
+    state = serializers.ChoiceField(choices=["imported", "skipped", "rejected"])
+    detail = serializers.CharField(help_text="Why it was skipped or rejected.")
+    image_id = serializers.IntegerField(allow_null=True)
+    mask = serializers.CharField(help_text="The mask stored with it, if one was sent.")
+
+
+class UploadAnswerSerializer(serializers.Serializer):
+    results = UploadResultSerializer(many=True)
+    imported = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+
+
+class LabelRequestSerializer(serializers.Serializer):
+    image_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+
+
 class ExportSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=sorted(EXPORT_FORMATS))
     include_imported = serializers.BooleanField(
@@ -138,13 +169,19 @@ class RoundSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# Query.Kind as plain text: as an enum its name would collide with Job.Kind's in the schema.
+QUERY_KIND_HELP = "label (trains the model) or validation (measures it, never trains it)"
+
+
 class QuerySerializer(serializers.ModelSerializer):
     assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    kind = serializers.CharField(read_only=True, help_text=QUERY_KIND_HELP)
 
     class Meta:
         model = Query
-        fields = ["id", "round", "image", "region_key", "region_bbox", "pixels", "score", "priority", "status",
-                  "assignee", "locked_until", "skip_reason", "time_spent_seconds", "created_at", "submitted_at"]
+        fields = ["id", "round", "image", "kind", "region_key", "region_bbox", "pixels", "score", "priority",
+                  "status", "assignee", "locked_until", "skip_reason", "time_spent_seconds", "created_at",
+                  "submitted_at"]
         read_only_fields = fields
 
 

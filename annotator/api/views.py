@@ -11,6 +11,7 @@ then let members read and leads write. The annotator's labeling endpoints
 from __future__ import annotations
 
 import dataclasses
+import mimetypes
 import tempfile
 
 from django.contrib.auth import get_user_model
@@ -23,6 +24,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.filters import OrderingFilter
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -30,14 +32,19 @@ from models_store.models import ModelVersion
 from models_store.services import model_version_promote
 
 from ..models import Annotation, Image, Job, Project, Query, Round, Suggestion
-from ..selectors import membership_list, project_ids_for_user, project_list_for_user, project_metrics
+from ..selectors import (
+    image_overlays, membership_list, project_ids_for_user, project_list_for_user, project_metrics,
+)
 from ..services.exports import export_file, export_model, export_start
+from ..services.image_requests import image_request_label
 from ..services.images import image_import_start, image_set_split
 from ..services.jobs import job_cancel_request
 from ..services.projects import (
     ClassSpec, membership_remove, membership_set, project_create, project_set_classes, project_update,
 )
 from ..services.rounds import job_retry, project_readiness, project_start, round_close
+from ..services.thumbnails import image_thumbnail
+from ..services.uploads import upload_batch
 from . import serializers as s
 from .filters import CustomFilter, DeclaredFilterBackend, Filter, PageNumberWithSize
 from .permissions import IsProjectLead, IsProjectLeadOrReadOnly
@@ -175,6 +182,33 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                                  val_count=data["val_count"], upload=data.get("archive"), folder=data.get("folder", ""))
         return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request={"multipart/form-data": s.UploadSerializer}, responses=s.UploadAnswerSerializer,
+                   description="Upload a few images (+ masks matched by file stem) and import them now, each checked "
+                               "like a zip import; answers per file (leads). Send large sets in batches.")
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser], filter_backends=[])
+    def uploads(self, request, pk=None):
+        project = self.get_object()
+        serializer = s.UploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        results = upload_batch(project=project, files=data["images"], masks=data["masks"], domain=data["domain"],
+                               split=data.get("split"))
+        states = [result.state for result in results]
+        return Response({"results": [dataclasses.asdict(result) for result in results],
+                         **{state: states.count(state) for state in ("imported", "skipped", "rejected")}})
+
+    @extend_schema(request=s.LabelRequestSerializer, responses={201: s.QuerySerializer(many=True)},
+                   description="Send pool images to the labeling round's queue as whole-image queries (leads). "
+                               "They replace the selector's lowest-ranked untouched queries, so the round's "
+                               "budget holds; refused when it cannot.")
+    @action(detail=True, methods=["post"], url_path="label-requests", filter_backends=[])
+    def label_requests(self, request, pk=None):
+        serializer = s.LabelRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        queries = image_request_label(project=self.get_object(), images=serializer.validated_data["image_ids"],
+                                      user=request.user)
+        return Response(s.QuerySerializer(queries, many=True).data, status=status.HTTP_201_CREATED)
+
     @extend_schema(request=s.ExportSerializer, responses={202: s.JobSerializer},
                    description="Export masks (zip of index PNGs in the import layout) or COCO JSON with RLE, as a "
                                "job; fetch the file from /api/jobs/{id}/download/ when it succeeds (leads).")
@@ -202,6 +236,46 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScop
                                          description="Only images that came with (or without) a mask."),
     }
     ordering_fields = ["original_name", "created_at", "id"]
+
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY},
+                   description="A small JPEG (longest side 224 px), made on first request and cached (members).")
+    @action(detail=True, methods=["get"])
+    def thumbnail(self, request, pk=None):
+        image = self.get_object()
+        name = image_thumbnail(image=image)
+        return _cached(FileResponse(image.file.storage.open(name, "rb"), content_type="image/jpeg"))
+
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY}, description="The image file (members).")
+    @action(detail=True, methods=["get"])
+    def file(self, request, pk=None):
+        image = self.get_object()
+        content_type = mimetypes.guess_type(image.file.name)[0] or "application/octet-stream"
+        return _cached(_file_response(image.file, filename=image.original_name, content_type=content_type))
+
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY},
+                   description="The image's latest mask: its newest saved version, else the mask imported with "
+                               "it; index PNG, 255 = void (members).")
+    @action(detail=True, methods=["get"])
+    def mask(self, request, pk=None):
+        image = self.get_object()
+        overlays = image_overlays(image=image)
+        field = overlays.mask.mask if overlays.mask else image.gt_mask
+        return _file_response(field, filename=f"image-{image.pk}-mask.png", content_type="image/png")
+
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY},
+                   description="The newest suggestion made for this image: index PNG, 255 = not suggested (members).")
+    @action(detail=True, methods=["get"])
+    def suggestion(self, request, pk=None):
+        suggestion = image_overlays(image=self.get_object()).suggestion
+        if suggestion is None:
+            raise NotFound("no suggestion was made for this image")
+        return _file_response(suggestion.mask, filename=f"image-{pk}-suggestion.png", content_type="image/png")
+
+
+def _cached(response: FileResponse) -> FileResponse:
+    """An image's bytes never change (a new file is a new image), so neither do its file and thumbnail."""
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
 
 
 def _rounds_with_counts():

@@ -166,7 +166,8 @@ def image_import_start(
         job = job_create(kind=Job.Kind.IMPORT, project=project,
                          message=f"import {domain} images from {request.describe()}")
         job_enqueue(job=job, task=import_dataset, domain=request.domain, val_count=request.val_count,
-                    archive=request.archive, folder=request.folder)
+                    archive=request.archive, folder=request.folder,
+                    on_unsent=(lambda: default_storage.delete(request.archive)) if request.archive else None)
     except BaseException:
         if request.archive:
             default_storage.delete(request.archive)  # no job will ever unpack it

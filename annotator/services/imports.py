@@ -52,12 +52,16 @@ def _max_file_bytes() -> int:
     return int(settings.MASKLOOP_IMPORT_MAX_FILE_BYTES)
 
 
+def file_size_check(name: str, size: int) -> None:
+    """Refuse a file (before reading it) above MASKLOOP_IMPORT_MAX_FILE_BYTES."""
+    if size > _max_file_bytes():
+        raise InvalidImage(f"{name} is {size_text(size)}, above the limit of {size_text(_max_file_bytes())} "
+                           "per file (MASKLOOP_IMPORT_MAX_FILE_BYTES)")
+
+
 def _read_capped(path: Path) -> bytes:
     """A file's bytes, refused (before reading) above MASKLOOP_IMPORT_MAX_FILE_BYTES."""
-    size = path.stat().st_size
-    if size > _max_file_bytes():
-        raise InvalidImage(f"{path.name} is {size_text(size)}, above the limit of {size_text(_max_file_bytes())} "
-                           "per file (MASKLOOP_IMPORT_MAX_FILE_BYTES)")
+    file_size_check(path.name, path.stat().st_size)
     return path.read_bytes()
 
 
@@ -137,7 +141,10 @@ def dataset_import(
         except InvalidImage as exc:
             report.rejected.append((item.name, str(exc)))
         else:
-            (report.imported.append(item.name) if outcome is None else report.skipped.append((item.name, outcome)))
+            if isinstance(outcome, str):
+                report.skipped.append((item.name, outcome))
+            else:
+                report.imported.append(item.name)
         if progress:
             progress(position + 1, len(items))
     return report
@@ -145,16 +152,32 @@ def dataset_import(
 
 def _import_one(
     project: Project, item: ImportItem, domain: str, split: str, num_classes: int, max_pixels: int
-) -> str | None:
-    """Import one file; return None when imported, or why it was skipped. Raises InvalidImage."""
-    image = image_for_storage(_read_capped(item.image_path), suffix=item.image_path.suffix,
-                              max_pixels=max_pixels)
+) -> Image | str:
+    """Import one file of a folder; see :func:`image_import_bytes`."""
+    return image_import_bytes(
+        project=project, name=item.name, data=_read_capped(item.image_path), suffix=item.image_path.suffix,
+        mask_data=_read_capped(item.mask_path) if item.mask_path is not None else None,
+        mask_name=item.mask_path.name if item.mask_path is not None else "",
+        domain=domain, split=split, num_classes=num_classes, max_pixels=max_pixels,
+    )
+
+
+def image_import_bytes(
+    *, project: Project, name: str, data: bytes, suffix: str, domain: str, split: str, num_classes: int,
+    max_pixels: int, mask_data: bytes | None = None, mask_name: str = "",
+) -> Image | str:
+    """Import one image (and its index mask) from bytes: every import path ends here (folder, zip, browser upload).
+
+    Returns the new Image, or why it was skipped (the same content or name is
+    already in the project). Raises InvalidImage for a file that cannot be used.
+    """
+    image = image_for_storage(data, suffix=suffix, max_pixels=max_pixels)
     mask_bytes = None
-    if item.mask_path is not None:
+    if mask_data is not None:
         try:
-            mask = read_mask(_read_capped(item.mask_path), size=(image.width, image.height), num_classes=num_classes)
+            mask = read_mask(mask_data, size=(image.width, image.height), num_classes=num_classes)
         except InvalidImage as exc:
-            raise InvalidImage(f"mask {item.mask_path.name}: {exc}") from exc
+            raise InvalidImage(f"mask {mask_name}: {exc}") from exc
         # Stored as the canonical 8-bit PNG: 1-bit, palette and 16-bit masks read the same everywhere after.
         mask_bytes = encode_png(mask)
     if split == Image.Split.VAL and mask_bytes is None:
@@ -164,10 +187,10 @@ def _import_one(
     checksum = sha256_bytes(image.data)
     if Image.objects.filter(project=project, checksum=checksum).exists():
         return "already imported (same content)"
-    if Image.objects.filter(project=project, original_name=item.name, domain=domain).exists():
+    if Image.objects.filter(project=project, original_name=name, domain=domain).exists():
         return "a different image with this name is already in the project"
     record = Image(
-        project=project, original_name=item.name, checksum=checksum, domain=domain, split=split,
+        project=project, original_name=name, checksum=checksum, domain=domain, split=split,
         width=image.width, height=image.height,
     )
     stored: list = []
@@ -189,4 +212,4 @@ def _import_one(
         for file in stored:
             file.storage.delete(file.name)
         raise
-    return None
+    return record

@@ -1,31 +1,64 @@
 """Job rows: the durable record of a background run, its live progress and its end."""
 from __future__ import annotations
 
+import logging
 import traceback
+from collections.abc import Callable
 
+from celery.utils import uuid
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from ..models import Job
 from .errors import ServiceError
+
+log = logging.getLogger(__name__)
 
 
 def job_create(*, kind: str, project=None, round_=None, message: str = "") -> Job:
     return Job.objects.create(kind=kind, project=project, round=round_, message=message)
 
 
-def job_enqueue(*, job: Job, task, **kwargs) -> None:
+def job_enqueue(*, job: Job, task, on_unsent: Callable[[], None] | None = None, **kwargs) -> None:
     """Send ``task(job_id=…, **kwargs)`` once the transaction that created the job commits.
 
     The worker must be able to read the row, so the message may not leave before the commit.
+    A broker that cannot be reached never fails the request that queued the job (its rows
+    are committed by then): see :func:`_job_unsent`; ``on_unsent`` then cleans up what only
+    the task would have used (an uploaded archive).
     """
+    transaction.on_commit(lambda: _send(job, task, kwargs, on_unsent=on_unsent), robust=True)
 
-    def send() -> None:
-        result = task.apply_async(kwargs={"job_id": job.pk, **kwargs})
-        Job.objects.filter(pk=job.pk, celery_task_id="").update(celery_task_id=result.id)
 
-    transaction.on_commit(send)
+def _send(job: Job, task, kwargs: dict, *, task_id: str | None = None,
+          on_unsent: Callable[[], None] | None = None) -> None:
+    try:
+        result = task.apply_async(kwargs={"job_id": job.pk, **kwargs}, task_id=task_id)
+    except BrokerUnreachable as error:
+        _job_unsent(job, error)
+        if on_unsent is not None and job.state == Job.State.FAILED:
+            on_unsent()
+        return
+    Job.objects.filter(pk=job.pk, celery_task_id__in=("", result.id)).update(celery_task_id=result.id)
+
+
+def _job_unsent(job: Job, error: Exception) -> None:
+    """The broker refused the message. A round job stays queued without a task id, and the
+    sweep sends it again once the broker is back (:func:`jobs_orphaned`); any other job's
+    arguments lived only in the message, so it fails with a sentence saying so."""
+    reason = f"the task broker could not be reached ({error})"
+    if job.kind == Job.Kind.ROUND:
+        changes = {"celery_task_id": "", "message": f"{reason}; it is sent again when the broker is back"[:500]}
+    else:
+        changes = {"state": Job.State.FAILED, "finished_at": timezone.now(),
+                   "message": f"{reason}: nothing ran, start it again"[:500]}
+    Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(**changes)
+    for field, value in changes.items():  # the caller answers with this object
+        setattr(job, field, value)
+    log.warning("job %s (%s) not sent: %s", job.pk, job.kind, reason)
 
 
 def job_start(*, job_id: int, worker: str = "") -> Job | None:
@@ -92,18 +125,36 @@ def job_cancel_request(*, job: Job) -> Job:
 
 
 def jobs_orphaned(*, worker: str, stale_after_seconds: float) -> list[Job]:
-    """RUNNING jobs whose worker died: the restarted ``worker`` itself, or silent for too long.
+    """Jobs no worker will run: RUNNING on a dead worker, or a round job the broker never got.
 
     A worker that starts cannot be running anything yet, so every job still
-    marked RUNNING under its name was killed with its previous process.
+    marked RUNNING under its name was killed with its previous process; a job
+    of another worker is dead when silent for ``stale_after_seconds``. A
+    QUEUED round job without a task id past one sweep interval was committed
+    while the broker was down (:func:`_job_unsent`); a fresh one may still be
+    on its way to the broker, the moment after its commit.
     """
-    stale = timezone.now() - timezone.timedelta(seconds=stale_after_seconds)
+    now = timezone.now()
+    stale = now - timezone.timedelta(seconds=stale_after_seconds)
     running = Job.objects.filter(state=Job.State.RUNNING)
-    return list(running.filter(worker=worker)) + list(running.exclude(worker=worker).filter(heartbeat_at__lt=stale))
+    unsent = Job.objects.filter(state=Job.State.QUEUED, kind=Job.Kind.ROUND, celery_task_id="",
+                                created_at__lt=now - timezone.timedelta(seconds=settings.MASKLOOP_JOB_SWEEP_SECONDS))
+    return (list(running.filter(worker=worker)) + list(running.exclude(worker=worker).filter(heartbeat_at__lt=stale))
+            + list(unsent))
 
 
 def job_requeue(*, job: Job, task) -> bool:
-    """Put a RUNNING job back in the queue after its worker died; False if someone else did first."""
+    """Put a RUNNING job back in the queue after its worker died, or send a round job the
+    broker never got (QUEUED, no task id); False if someone else did first."""
+    if job.state == Job.State.QUEUED:
+        task_id = uuid()  # claimed in the row first, so two sweeps never send it twice
+        with transaction.atomic():
+            updated = Job.objects.filter(pk=job.pk, state=Job.State.QUEUED, celery_task_id="").update(
+                celery_task_id=task_id, message="sent again: the task broker is reachable again")
+            if updated:
+                job_log(job_id=job.pk, line="the broker was unreachable when it was queued; sent again")
+                transaction.on_commit(lambda: _send(job, task, {}, task_id=task_id), robust=True)
+        return bool(updated)
     with transaction.atomic():
         updated = Job.objects.filter(pk=job.pk, state=Job.State.RUNNING, worker=job.worker).update(
             state=Job.State.QUEUED, worker="", message="re-queued: its worker stopped while running it"

@@ -2,6 +2,7 @@
 import pytest
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework.test import APIClient
 
@@ -31,6 +32,15 @@ def test_service_errors_answer_with_their_sentence(error, status, code):
 def test_django_errors_keep_their_http_meaning(error, status):
     response = exception_handler(error, {})
     assert response.status_code == status
+
+
+@pytest.mark.parametrize("error", [
+    OperationalError("connection to server at 127.0.0.1 failed: Connection refused"),
+    InterfaceError("connection already closed"),
+])
+def test_a_database_out_of_reach_is_a_503_to_retry(error):
+    response = exception_handler(error, {})
+    assert (response.status_code, response.data["code"], response["Retry-After"]) == (503, "database_unavailable", "5")
 
 
 def test_anything_else_is_left_to_django():

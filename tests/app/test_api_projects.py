@@ -9,16 +9,6 @@ from tests.factories import make_image
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def as_user(users):
-    def client_for(name: str) -> APIClient:
-        client = APIClient()
-        client.force_login(users[name])
-        return client
-
-    return client_for
-
-
 def ready(project):
     """Make ``project`` startable: labeled source, a target pool and validation images with masks."""
     gt = np.zeros((48, 64), np.uint8)

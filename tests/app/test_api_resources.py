@@ -18,16 +18,6 @@ def campaign(project, users):
     return build_campaign(project, annotator=users["annotator"], lead=users["lead"])
 
 
-@pytest.fixture
-def as_user(users):
-    def client_for(name: str) -> APIClient:
-        client = APIClient()
-        client.force_login(users[name])
-        return client
-
-    return client_for
-
-
 LISTS = ["images", "rounds", "queries", "annotations", "suggestions", "model-versions", "jobs"]
 
 

@@ -52,6 +52,16 @@ def test_production_urls_come_from_the_environment(tmp_path):
     assert result.stdout.split() == ["db.internal", "5433", "redis://r.internal:6379/2", "21600"]
 
 
+def test_kept_database_connections_are_checked_before_reuse(tmp_path):
+    """A connection kept across requests that died with a database restart is replaced, not used (test_faults.py)."""
+    result = settings_in_subprocess(
+        {"DATABASE_URL": "postgres://u:p@db.internal:5432/ml", "DB_CONN_MAX_AGE": "60",
+         "MASKLOOP_VAR_DIR": str(tmp_path)},
+        "settings.DATABASES['default']['CONN_MAX_AGE'], settings.DATABASES['default']['CONN_HEALTH_CHECKS']")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["60", "True"]
+
+
 def test_a_bad_boolean_is_an_error_not_a_guess(tmp_path):
     result = settings_in_subprocess({"DEBUG": "maybe", "MASKLOOP_VAR_DIR": str(tmp_path)}, "settings.DEBUG")
     assert result.returncode != 0 and "DEBUG='maybe' is not a boolean" in result.stderr

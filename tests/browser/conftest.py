@@ -97,3 +97,17 @@ def login(live_server):
         assert "/login/" not in page.url, f"login as {username} failed: still on {page.url}"
 
     return sign_in
+
+
+@pytest.fixture
+def create_project(live_server):
+    """``create_project(page, name, classes)``: fill /projects/new/ (classes one a line) and land on its settings."""
+
+    def create(page, name: str, classes: str) -> None:
+        page.goto(f"{live_server.url}/projects/new/")
+        page.fill("input[name=name]", name)
+        page.fill("textarea[name=classes]", classes)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/settings/")
+
+    return create

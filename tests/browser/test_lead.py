@@ -19,16 +19,13 @@ from tests.app.simulated_campaign import build_campaign
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
-def test_lead_creates_a_project_sets_the_budget_and_sees_the_dashboard(page, live_server, login, users):
+def test_lead_creates_a_project_sets_the_budget_and_sees_the_dashboard(page, live_server, login, users,
+                                                                       create_project):
     failed_requests: list[str] = []
     page.on("response", lambda r: failed_requests.append(f"{r.status} {r.url}")
             if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
     login(page, "lead", "pw-lead")
-    page.goto(f"{live_server.url}/projects/new/")
-    page.fill("input[name=name]", "Dusk streets")
-    page.fill("textarea[name=classes]", "road\ncar #dc143c\nsky")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/settings/")
+    create_project(page, "Dusk streets", "road\ncar #dc143c\nsky")
     assert "Created Dusk streets" in page.inner_text(".messages")
 
     page.select_option("select[name=query_unit]", "image")

@@ -187,7 +187,7 @@ class Labeler {
     $("#show-confidence").disabled = !detail.suggestion;
     $("[data-action=zoom-region]").hidden = !detail.region;
     const info = [`${detail.image.name} · ${this.width}×${this.height}`, `round ${detail.round.number}`];
-    info.push(detail.region ? `region query: ${detail.region.pixels.toLocaleString()} pixels` : "whole image");
+    info.push(detail.kind === "validation" ? "validation image" : detail.region ? `region query: ${detail.region.pixels.toLocaleString()} pixels` : "whole image");
     $("#query-info").textContent = info.join(" · ");
     const census = this.doc.census();
     const part = detail.region ? "of the region" : "of the image";
@@ -573,6 +573,7 @@ class Labeler {
         const lines = [];
         if (census.suggested) lines.push(`${census.suggested.toLocaleString()} pixels of the ${part} are suggested but not accepted`);
         if (census.empty) lines.push(`${census.empty.toLocaleString()} pixels are empty (they stay unlabeled)`);
+        if (this.detail.kind === "validation") lines.push("this validation image measures the model, so every pixel should be labeled");
         const buttons = census.suggested
           ? [{ value: "accept", label: "Accept the suggestion and submit", primary: true }, { value: "as-is", label: "Submit without them" }]
           : [{ value: "as-is", label: "Submit", primary: true }];
