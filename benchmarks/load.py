@@ -3,15 +3,18 @@
 Each simulated annotator is a thread with its own keep-alive connection and
 cookies, doing what the labeling page does: log in (the form, CSRF, session
 cookie), then for each of its queries ask for the next one, fetch the image
-and the suggestion, save a 480×360 index-mask PNG once or twice, and submit.
-Every request goes to 127.0.0.1 only; a run is bounded by a fixed number of
-queries per annotator and a time limit.
+and the suggestion, save a 480×360 index-mask PNG once or twice, and submit,
+pausing about ``--think`` seconds after each answer. Labeling starts once all
+have logged in (50 password hashes at once are measured apart), each within
+two pauses of that moment. Every request goes to 127.0.0.1 only; a run is
+bounded by a fixed number of queries per annotator and a time limit.
 
 Stacks (the script sets each up, starts it, runs, stops it and cleans up):
 
 production  the README's recipe: gunicorn -w 4 --threads 4, DEBUG=0, PostgreSQL
-            (a scratch database on 127.0.0.1:5432, dropped at the end), Redis
-            on 127.0.0.1:6379 as broker and cache (log-in counts)
+            (a scratch database on 127.0.0.1:5432, dropped at the end) with
+            DB_CONN_MAX_AGE=60, Redis on 127.0.0.1:6379 as broker and cache
+            (log-in counts); HTTPS settings left out (plain HTTP on 127.0.0.1)
 embedded    `make run`'s web server: gunicorn 2 processes × 4 threads on SQLite
             in WAL mode, file cache, filesystem broker (manage.py runstack)
 
@@ -23,6 +26,7 @@ no background job is sent and the times are the web tier's alone.
     python benchmarks/load.py                          # both stacks, 3 runs each; writes docs/BENCHMARKS.md
     python benchmarks/load.py --stack production --runs 1 --no-write
     python benchmarks/load.py --think 0                # no pause between an annotator's requests (stress)
+    python benchmarks/load.py --stack production --conn-max-age 0   # a new database connection per request
     python benchmarks/load.py --profile-save           # cProfile of one save on the production settings
 """
 from __future__ import annotations
@@ -223,7 +227,9 @@ class Plan:
     queries: int
     think: float
     deadline: float
+    logged_in: threading.Barrier  # labeling starts when everyone has logged in: the hashing is measured apart
     masks: list[bytes] = field(default_factory=list)
+    retries: list[int] = field(default_factory=list)
 
 
 def annotate(port: int, username: str, plan: Plan, samples: list[Sample], seed_: int) -> None:
@@ -243,12 +249,25 @@ def annotate(port: int, username: str, plan: Plan, samples: list[Sample], seed_:
             time.sleep(rng.uniform(0.5, 1.5) * plan.think)
         return data if ok else None
 
-    if call("login page", "GET", "/login/") is None:
-        return
-    form = urlencode({"username": username, "password": PASSWORD,
-                      "csrfmiddlewaretoken": browser.cookies.get("csrftoken", "")}).encode()
-    if call("log in", "POST", "/login/", form, "application/x-www-form-urlencoded") is None:
-        return
+    logged_in = False
+    try:
+        if call("login page", "GET", "/login/") is not None:
+            form = urlencode({"username": username, "password": PASSWORD,
+                              "csrfmiddlewaretoken": browser.cookies.get("csrftoken", "")}).encode()
+            logged_in = call("log in", "POST", "/login/", form, "application/x-www-form-urlencoded") is not None
+    finally:
+        try:
+            plan.logged_in.wait(timeout=max(1.0, plan.deadline - time.monotonic()))
+        except threading.BrokenBarrierError:
+            pass
+    if logged_in:
+        time.sleep(rng.uniform(0, 2 * plan.think))  # people who just logged in do not all click at the same instant
+        label(call, plan, rng, samples)
+    plan.retries.append(browser.retries)
+
+
+def label(call, plan: Plan, rng: random.Random, samples: list[Sample]) -> None:
+    """The labeling loop: next, image, suggestion, one or two saves, submit; ``plan.queries`` times."""
     for _ in range(plan.queries):
         if time.monotonic() > plan.deadline:
             return
@@ -356,7 +375,7 @@ class Stack:
 
 
 class ProductionStack(Stack):
-    def __init__(self, workdir: Path, *, conn_max_age: int = 0):
+    def __init__(self, workdir: Path, *, conn_max_age: int = 60):
         super().__init__("production", workdir)
         self.database, self.conn_max_age = f"maskloop_load_{os.getpid()}", conn_max_age
         self.env.update(DATABASE_URL=f"{POSTGRES}/{self.database}", CELERY_BROKER_URL=REDIS, CACHE_URL=REDIS,
@@ -364,8 +383,8 @@ class ProductionStack(Stack):
                         STATIC_ROOT=str(workdir / "static"), DB_CONN_MAX_AGE=str(conn_max_age))
 
     def describe(self) -> str:
-        kept = f", DB_CONN_MAX_AGE={self.conn_max_age}" if self.conn_max_age else ""
-        return f"gunicorn -w 4 --threads 4, DEBUG=0, PostgreSQL 127.0.0.1{kept}, Redis broker + cache"
+        return (f"gunicorn -w 4 --threads 4, DEBUG=0, PostgreSQL 127.0.0.1 with DB_CONN_MAX_AGE={self.conn_max_age}, "
+                "Redis broker + cache")
 
     def _admin(self, sql: str) -> None:
         import psycopg
@@ -423,30 +442,72 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(child)) for child in children)
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time every core of the machine spent busy (user, nice, system, irq, softirq, steal), from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = fields[0] + fields[1] + fields[2] + sum(fields[5:8])
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def run_once(stack: Stack, seeded: dict, args, masks: list[bytes], offset: int) -> dict:
+    names = seeded["usernames"][:args.annotators]
+    stack.start()
+    labeling_from = []  # (wall clock, server CPU, client CPU, machine CPU) when the last annotator has logged in
+
+    def mark() -> None:
+        labeling_from.append((time.perf_counter(), cpu_seconds(stack.process.pid), time.process_time(),
+                              machine_cpu_seconds()))
+
     plan = Plan(project=seeded["project"], queries=args.queries, think=args.think,
-                deadline=time.monotonic() + args.time_limit, masks=masks)
+                deadline=time.monotonic() + args.time_limit, masks=masks,
+                logged_in=threading.Barrier(len(names), action=mark))
     samples: list[Sample] = []
     threads = [threading.Thread(target=annotate, args=(stack.port, name, plan, samples, offset + i), daemon=True)
-               for i, name in enumerate(seeded["usernames"][:args.annotators])]
-    stack.start()
+               for i, name in enumerate(names)]
     started = time.perf_counter()
     try:
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=args.time_limit + 120)
-        wall = time.perf_counter() - started
+        ended, server_cpu, client_cpu = time.perf_counter(), cpu_seconds(stack.process.pid), time.process_time()
+        machine_cpu = machine_cpu_seconds()
     finally:
         stack.stop()
     server = server_times(stack.access_log)
     client = defaultdict(list)
     errors = defaultdict(list)
     for sample in samples:
-        (client[sample.endpoint] if sample.ok else errors[sample.endpoint]).append(sample.seconds if sample.ok
-                                                                                   else sample.detail)
-    return {"wall": wall, "requests": len(samples), "client": client, "server": server, "errors": errors,
-            "submitted": len(client["submit"])}
+        if sample.ok:
+            client[sample.endpoint].append(sample.seconds)
+        else:
+            errors[sample.endpoint].append(sample.detail)
+    since, server_cpu_then, client_cpu_then, machine_cpu_then = (
+        labeling_from[0] if labeling_from else (started, 0.0, 0.0, 0.0))
+    labeling = ended - since
+    labeling_requests = sum(len(client[name]) for name in ("next", "image", "suggestion", "save", "submit"))
+    return {"wall": ended - started, "labeling_seconds": labeling,
+            "requests": len(samples), "client": client, "server": server, "errors": errors,
+            "submitted": len(client["submit"]), "retries": sum(plan.retries),
+            "labeling_rate": labeling_requests / labeling,
+            # Cores busy while labeling: the web server (not PostgreSQL), and this script's 50 threads.
+            "server_cores": (server_cpu - server_cpu_then) / labeling,
+            "client_cores": (client_cpu - client_cpu_then) / labeling,
+            # Everything else: PostgreSQL / Redis for the production stack, and whatever else runs on the machine.
+            "other_cores": (machine_cpu - machine_cpu_then - server_cpu + server_cpu_then - client_cpu
+                            + client_cpu_then) / labeling,
+            "server_cpu_ms": 1000 * (server_cpu - server_cpu_then) / max(1, labeling_requests)}
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -477,8 +538,8 @@ def goal_line(rows: dict) -> str:
     return f"server-side p95 of next / save / submit: {figures} ms (goal ≤ 100 ms: {verdict})"
 
 
-def profile_save() -> None:
-    """cProfile one save of a 480×360 mask through the full Django stack (test client), top functions by time."""
+def profile_save(saves: int = 20) -> None:
+    """cProfile saves of a 480×360 mask through the whole Django stack (test client, one thread, no contention)."""
     import cProfile
     import pstats
 
@@ -496,16 +557,24 @@ def profile_save() -> None:
     user = Membership.objects.filter(project=query.round.project, role="annotator").first().user
     client = Client()
     client.force_login(user)
-    png = mask_pngs(1)[0]
+    pngs = mask_pngs(2)  # alternated: each save has changes
     url = f"/api/labeling/queries/{query.pk}/annotations/"
-    client.post(f"{url}?base_version=0", data=png, content_type="image/png")  # warm: imports, first connection
+
+    def save(number: int, version: int) -> int:
+        response = client.post(f"{url}?base_version={version}", data=pngs[number % 2], content_type="image/png")
+        assert response.status_code == 201, response.content
+        return response.json()["annotation"]["version"]
+
+    version = save(0, query.image.annotations.count())  # warm: imports, the first connection
     profiler = cProfile.Profile()
+    started = time.perf_counter()
     profiler.enable()
-    for version in range(1, 21):
-        client.post(f"{url}?base_version={version}", data=png if version % 2 else mask_pngs(2)[1],
-                    content_type="image/png")
+    for number in range(1, saves + 1):
+        version = save(number, version)
     profiler.disable()
-    pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+    print(f"{saves} saves: {1000 * (time.perf_counter() - started) / saves:.1f} ms each under the profiler")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(r"annotator/|PIL/Image|psycopg/cursor|storage|authentication", 25)
 
 
 def mask_pngs(count: int) -> list[bytes]:
@@ -529,8 +598,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs) and print its path")
     parser.add_argument("--profile-save", action="store_true", help="also cProfile one save (production stack)")
-    parser.add_argument("--conn-max-age", type=int, default=0,
-                        help="production: DB_CONN_MAX_AGE (0, the README's recipe: a new connection per request)")
+    parser.add_argument("--conn-max-age", type=int, default=60,
+                        help="production: DB_CONN_MAX_AGE (the README's 60; 0: a new connection per request)")
     parser.add_argument("--seed", nargs=2, type=int, metavar=("ANNOTATORS", "QUERIES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.seed:
@@ -552,8 +621,13 @@ def main(argv: list[str] | None = None) -> int:
                 for number in range(args.runs):
                     run = run_once(stack, seeded, args, masks, offset=number * 1000)
                     runs.append(run)
-                    print(f"{name} run {number + 1}: {run['requests']} requests in {run['wall']:.1f} s, "
-                          f"{run['submitted']} submits, {sum(map(len, run['errors'].values()))} errors", flush=True)
+                    print(f"{name} run {number + 1}: {run['requests']} requests in {run['wall']:.1f} s "
+                          f"(labeling {run['labeling_seconds']:.1f} s, {run['labeling_rate']:.0f} requests/s), "
+                          f"{run['submitted']} submits, {sum(map(len, run['errors'].values()))} errors, "
+                          f"{run['retries']} resent on a new connection; while labeling the web server used "
+                          f"{run['server_cores']:.2f} cores ({run['server_cpu_ms']:.0f} ms CPU a request), "
+                          f"this client {run['client_cores']:.2f}, everything else {run['other_cores']:.2f}",
+                          flush=True)
                     for endpoint, details in run["errors"].items():
                         print(f"  {endpoint}: {details[:3]}")
                 if args.profile_save and name == "production":
@@ -586,12 +660,19 @@ def markdown(results: dict, args) -> str:
         f"then, for {args.queries} queries: next, image, suggestion, one or two saves of a {WIDTH}×{HEIGHT} "
         f"index-mask PNG, submit; a pause of {args.think:g} s on average after each answer. Times in ms; the "
         f"median over {args.runs} runs of each run's percentile; requests and errors summed over the runs. "
-        "Server-side: gunicorn's request time (`%(L)s`).",
+        "Server-side: gunicorn's request time (`%(L)s`). Labeling starts when all have logged in.",
     ]
     for name, (stack, runs) in results.items():
         rows = summarize(runs)
         walls = ", ".join(f"{run['wall']:.0f}" for run in runs)
-        lines += ["", f"**{name}**: {stack.describe()} (runs of {walls} s)", "", table(rows), "", goal_line(rows)]
+        usage = {key: statistics.median(run[key] for run in runs)
+                 for key in ("labeling_rate", "server_cores", "server_cpu_ms", "client_cores", "other_cores")}
+        lines += ["", f"**{name}**: {stack.describe()} (runs of {walls} s)", "", table(rows), "",
+                  goal_line(rows) + ".",
+                  f"While labeling ({usage['labeling_rate']:.0f} requests/s) the machine's 2 cores were busy with: "
+                  f"the web server {usage['server_cores']:.2f} ({usage['server_cpu_ms']:.0f} ms CPU a request), "
+                  f"the simulated annotators {usage['client_cores']:.2f}, everything else {usage['other_cores']:.2f} "
+                  "(the database and Redis, and other work on the machine)."]
     return "\n".join(lines)
 
 
