@@ -20,7 +20,7 @@ from models_store.selectors import model_version_current
 
 from ..models import Job, Round
 from .job_progress import job_end_with_error
-from .jobs import job_fail, job_requeue, job_start, job_succeed, jobs_orphaned
+from .jobs import job_enqueue, job_fail, job_requeue, job_start, job_succeed, jobs_orphaned
 from .rounds import round_finish, round_mark_selecting, round_open
 
 
@@ -57,13 +57,17 @@ def round_train_run(*, job_id: int, worker: str = "") -> str:
 
 
 def _hand_over_to_selection(job_id: int, round_: Round, *, progress: int) -> None:
+    """The same job goes on in the selection queue; its task id is cleared until the broker takes the message,
+    so a broker outage at this moment leaves a queued job the periodic sweep recognises and sends again."""
     from learning.tasks import round_select
 
     with transaction.atomic():
         Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(
-            state=Job.State.QUEUED, worker="", phase="select", progress=progress,
+            state=Job.State.QUEUED, worker="", phase="select", progress=progress, celery_task_id="",
             message=f"round {round_.number}: model trained; selection queued")
-        transaction.on_commit(lambda: round_select.apply_async(kwargs={"job_id": job_id}))
+        job = Job.objects.filter(pk=job_id, state=Job.State.QUEUED).first()
+        if job is not None:
+            job_enqueue(job=job, task=round_select)
 
 
 def round_select_run(*, job_id: int, worker: str = "") -> str:
