@@ -31,7 +31,8 @@ def readme_production_environment() -> dict[str, str]:
 
 def run_python(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """`python ARGS` in the checkout with ``env`` over this process's environment, less its production-only part."""
-    clean = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ONLY}
+    # DJANGO_ALLOW_ASYNC_UNSAFE belongs to the browser tests' process (Playwright), never to a deployment.
+    clean = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ONLY and k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env={**clean, **env},
                           capture_output=True, text=True, timeout=300)
 
