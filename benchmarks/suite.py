@@ -249,13 +249,20 @@ def verdicts(records: list[RoundRecord]) -> list[str]:
             if r in full and r in (random_region or {}):
                 ceiling, floor = _mean(x.miou for x in full[r]), _mean(x.miou for x in random_region[r])
                 mine = _mean(x.miou for x in ours[r])
-                share = (mine - floor) / (ceiling - floor) if ceiling - floor > 1e-9 else float("nan")
+                gap = (f"share of the gap random regions leave that ours closes: {(mine - floor) / (ceiling - floor):.0%}"
+                       if ceiling - floor > 1e-9 else "random regions are at or above full supervision here")
                 lines.append(f"round {r} ({_mean(x.labeled_percent for x in ours[r]):.1f} % labeled): ours at "
-                             f"{100 * mine / ceiling:.0f} % of full supervision, share of the gap random regions "
-                             f"leave that ours closes: {share:.0%}" if ceiling > 0 else "")
-    worse = [r for r in records if r.round > 0 and not r.promoted]
-    lines.append(f"keep-best: {len(worse)} of {sum(1 for r in records if r.round > 0)} candidate models rejected "
-                 "as worse beyond noise; no serving model fell below its predecessor" if records else "")
+                             f"{100 * mine / ceiling:.0f} % of full supervision; {gap}" if ceiling > 0 else "")
+    rejected = [r for r in records if r.round > 0 and not r.promoted]
+    drops = []
+    for record in records:
+        before = [x for x in records if (x.arm, x.seed, x.round) == (record.arm, record.seed, record.round - 1)]
+        if record.round > 0 and record.promoted and before:
+            drops.append(before[0].miou - record.miou)
+    worst = max(drops, default=0.0)
+    lines.append(f"keep-best: {len(rejected)} of {sum(1 for r in records if r.round > 0)} candidate models rejected as "
+                 f"worse beyond noise; the largest drop of a promoted model below its predecessor: "
+                 f"{100 * max(worst, 0.0):.1f} mIoU (within the validation bootstrap's noise)" if records else "")
     return [line for line in lines if line]
 
 

@@ -1,0 +1,19 @@
+"""The dataset suite's verdicts, from hand-made records (benchmarks/suite.py; the runs themselves are benchmarks)."""
+from __future__ import annotations
+
+from benchmarks.suite import RoundRecord, verdicts
+
+
+def record(arm: str, round_: int, miou: float, promoted: bool = True) -> RoundRecord:
+    return RoundRecord("polyp", arm, 0, round_, float(round_), miou, miou, promoted, [0.9, miou])
+
+
+def test_verdicts_state_the_gap_to_random_the_share_closed_and_keep_best_drops():
+    records = [record("ours", 0, 0.50), record("ours", 1, 0.58), record("ours", 2, 0.57),
+               record("random_region", 0, 0.50), record("random_region", 1, 0.54), record("random_region", 2, 0.55, False),
+               record("full", 0, 0.50), record("full", 1, 0.62), record("full", 2, 0.63)]
+    lines = verdicts(records)
+    assert lines[0].startswith("ours − random regions, mean over rounds 1–2: +3.0 mIoU")
+    assert "round 1 (1.0 % labeled): ours at 94 % of full supervision; share of the gap random regions leave " \
+           "that ours closes: 50%" in lines
+    assert lines[-1].startswith("keep-best: 1 of 6 candidate models rejected") and "1.0 mIoU" in lines[-1]
