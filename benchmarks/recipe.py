@@ -71,6 +71,7 @@ def confusion(model, val, size, num_classes: int) -> np.ndarray:
 def run(name: str, arm: str, *, seed: int, steps: int | None) -> RecipeRecord:
     from learning.data import load_image
     from learning.models import build_model
+    from learning.promotion import class_iou, miou_of
     from learning.recipe import RecipeSettings, round_train_config
     from learning.train import train
 
@@ -89,13 +90,9 @@ def run(name: str, arm: str, *, seed: int, steps: int | None) -> RecipeRecord:
     model = build_model(config.arch, config.num_classes)
     model.load_state_dict(result.state_dict)
     matrix = confusion(model.eval(), data.val, config.size, data.num_classes).astype(np.float64)
-    tp = np.diag(matrix)
-    union = matrix.sum(0) + matrix.sum(1) - tp
-    predicted, truth, total = matrix.sum(0), matrix.sum(1), matrix.sum()
-    iou = [float(t / u) if u else None for t, u in zip(tp, union)]
-    present = [v for v in iou if v is not None]
+    tp, predicted, truth, total = np.diag(matrix), matrix.sum(0), matrix.sum(1), matrix.sum()
     return RecipeRecord(
-        name, arm, seed, result.steps, list(config.size), float(np.mean(present)) if present else 0.0, iou,
+        name, arm, seed, result.steps, list(config.size), miou_of(matrix), class_iou(matrix),
         [float(t / p) if p else None for t, p in zip(tp, predicted)], list(predicted / total), list(truth / total),
         round(seconds, 1), round(cpu_seconds, 1))
 

@@ -127,16 +127,13 @@ class Simulation:
         return model.eval()
 
     def evaluate(self, model, config):
-        from learning.promotion import image_confusions, miou_of
+        from learning.promotion import class_iou, image_confusions, miou_of
         from learning.round_step import validation_predictions
 
         calibration = validation_predictions(model, self.data.val, size=config.size)
         matrix = image_confusions([p for p, _ in calibration.predictions], calibration.truths,
-                                  self.data.num_classes).sum(0).astype(np.float64)
-        tp = np.diag(matrix)
-        union = matrix.sum(0) + matrix.sum(1) - tp
-        iou = [float(t / u) if u else None for t, u in zip(tp, union)]
-        return miou_of(matrix), iou, calibration
+                                  self.data.num_classes).sum(0)
+        return miou_of(matrix), class_iou(matrix), calibration
 
 
 def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord]:
@@ -180,10 +177,11 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
                 queried[query.key] |= query.spec.mask
         select_seconds = time.perf_counter() - started
         trained = sim.train(labels, round_index=r, seed=seed, init_state=state, current_state=state)
-        candidate, _, _ = sim.evaluate(sim.model(trained.result.state_dict, trained.config), trained.config)
-        if trained.promotion.promote:
+        evaluated = sim.evaluate(sim.model(trained.result.state_dict, trained.config), trained.config)
+        candidate = evaluated[0]
+        if trained.promotion.promote:  # the candidate serves now; else the serving model's scores stand
             state, config = trained.result.state_dict, trained.config
-        miou, iou, calibration = sim.evaluate(sim.model(state, config), config)
+            miou, iou, calibration = evaluated
         labeled = int(sum(m.sum() for m in queried.values()))
         record = RoundRecord(
             sim.name, arm, seed, r, 100.0 * labeled / sim.total, miou, candidate, trained.promotion.promote, iou,

@@ -52,12 +52,17 @@ def image_confusions(predictions: Sequence[np.ndarray], truths: Sequence[np.ndar
     return out
 
 
-def miou_of(confusion: np.ndarray) -> float:
-    """Mean IoU over the classes present in the truth or the prediction of ``confusion`` (C, C)."""
+def class_iou(confusion: np.ndarray) -> list[float | None]:
+    """Each class's IoU from a (C, C) confusion matrix; None for a class absent from truth and prediction."""
     tp = np.diag(confusion).astype(np.float64)
     union = confusion.sum(0) + confusion.sum(1) - tp
-    present = union > 0
-    return float((tp[present] / union[present]).mean()) if present.any() else 0.0
+    return [float(t / u) if u > 0 else None for t, u in zip(tp, union)]
+
+
+def miou_of(confusion: np.ndarray) -> float:
+    """Mean IoU over the classes present in the truth or the prediction of ``confusion`` (C, C)."""
+    present = [value for value in class_iou(confusion) if value is not None]
+    return float(np.mean(present)) if present else 0.0
 
 
 def paired_bootstrap(candidate: np.ndarray, current: np.ndarray, *, resamples: int = RESAMPLES,

@@ -53,7 +53,7 @@ class RoundData:
 MIN_VALIDATION_LABELS = 5
 
 
-def validation_truths(project: Project) -> list[tuple[Image, str]]:
+def validation_truths(project: Project, labels: dict[int, Annotation] | None = None) -> list[tuple[Image, str]]:
     """Validation images with their ground truth: imported masks, else the app's validation labels.
 
     App-made labels count only from :data:`MIN_VALIDATION_LABELS` on; below that
@@ -63,7 +63,7 @@ def validation_truths(project: Project) -> list[tuple[Image, str]]:
     imported = [(image, image.gt_mask.path) for image in images if image.gt_mask]
     if imported:
         return imported
-    labels = latest_labels(project)
+    labels = latest_labels(project) if labels is None else labels
     made = [(image, labels[image.pk].mask.path) for image in images if image.pk in labels]
     return made if len(made) >= MIN_VALIDATION_LABELS else []
 
@@ -74,13 +74,13 @@ def has_labels(project: Project) -> bool:
             or project.images.filter(split=Image.Split.POOL).exclude(gt_mask="").exists())
 
 
-def round_data(project: Project) -> RoundData:
-    """What a round trains on and is evaluated on.
+def round_data(project: Project, labels: dict[int, Annotation] | None = None) -> RoundData:
+    """What a round trains on and is evaluated on (``labels``: latest_labels, if read already).
 
     Labeled: source masks, then per pool image its newest submitted label,
     else the mask imported with it. Validation images are never in either list.
     """
-    labels = latest_labels(project)
+    labels = latest_labels(project) if labels is None else labels
     source = project.images.filter(domain=Image.Domain.SOURCE, split=Image.Split.TRAIN).exclude(gt_mask="")
     pool = pool_images_of(project)
 
@@ -94,7 +94,7 @@ def round_data(project: Project) -> RoundData:
     unlabeled = [image_sample(image, labels[image.pk].mask.path if image.pk in labels else None) for image in pool]
     return RoundData(
         labeled=labeled, unlabeled=unlabeled,
-        val=[image_sample(image, path) for image, path in validation_truths(project)],
+        val=[image_sample(image, path) for image, path in validation_truths(project, labels)],
         labeled_target_pixels=sum(labels[image.pk].labeled_pixels for image in pool if image.pk in labels),
         pool_pixels=sum(image.pixels for image in pool),
     )
@@ -124,9 +124,11 @@ def queried_masks(project: Project) -> dict[int, np.ndarray]:
     return done
 
 
-def round_pool(project: Project) -> tuple[list[Image], list[PoolImage]]:
-    """The pool's images and their plain records: labels so far and pixels already asked for."""
-    labels = latest_labels(project)
+def round_pool(project: Project, labels: dict[int, Annotation] | None = None
+               ) -> tuple[list[Image], list[PoolImage]]:
+    """The pool's images and their plain records: labels so far (``labels``: latest_labels, if read
+    already) and pixels already asked for."""
+    labels = latest_labels(project) if labels is None else labels
     asked = queried_masks(project)
     images = pool_images_of(project)
     entries = [PoolImage(key=f"image-{image.pk}", image=image.file.path,

@@ -20,7 +20,7 @@ from models_store import storage
 from ..models import Project, Round
 from .job_progress import JobReporter
 from .queries import image_queries_store, queries_store
-from .round_data import class_names, pool_images_of, round_data, round_pool
+from .round_data import class_names, latest_labels, pool_images_of, round_data, round_pool
 from .superpixels import image_superpixels
 
 BUDGET_UNITS = {Project.BudgetUnit.IMAGES: "images", Project.BudgetUnit.REGIONS: "regions",
@@ -55,8 +55,9 @@ def select_round(job_id: int, round_: Round, *, start: float = 0.0, end: float =
     model, _ = load_model(storage.version_dir(model_version), expected_classes=classes)
     model_size = model_version.train_config.get("size") or (project.train_height, project.train_width)
     settings = selection_settings(project, size=(int(model_size[0]), int(model_size[1])))
-    data = round_data(project)
-    images, pool = round_pool(project)
+    labels = latest_labels(project)  # read once for training masks, validation and the pool
+    data = round_data(project, labels)
+    images, pool = round_pool(project, labels)
     by_key = {entry.key: image for entry, image in zip(pool, images)}
     reporter = JobReporter(job_id, start=start, end=end, phases=SELECTION_PHASES)
     proposal = propose_round(

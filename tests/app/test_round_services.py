@@ -216,10 +216,12 @@ def test_a_worse_model_is_kept_for_the_record_and_the_current_one_serves_on(user
 
 
 def test_round_zero_starts_from_imagenet_weights_placed_in_the_cache(users, monkeypatch):
+    import torch
+
     from learning import pretrained
     from tests.unit.test_pretrained import OfflineWeights, imagenet_classifier_file
 
-    name, _ = imagenet_classifier_file(Path(torch_hub_dir()) / "checkpoints")
+    name, _ = imagenet_classifier_file(Path(torch.hub.get_dir()) / "checkpoints")
     monkeypatch.setattr(pretrained, "imagenet_weights", lambda arch: OfflineWeights(name))
     project = tiny_project(users, steps_initial=2)
     with transaction.atomic():
@@ -243,11 +245,6 @@ def test_imagenet_asked_for_but_not_available_offline_fails_with_what_to_do(user
     assert "not in the cache and downloads are off" in job.message and "Traceback" not in job.error
     assert "local backbone file" in job.error and Round.objects.get(pk=round_.pk).state == Round.State.TRAINING
 
-
-def torch_hub_dir() -> str:
-    import torch
-
-    return torch.hub.get_dir()
 
 
 def test_a_corrupt_checkpoint_is_set_aside_so_the_next_round_trains_and_is_never_downloaded(
