@@ -28,6 +28,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -38,6 +39,7 @@ if str(ROOT) not in sys.path:
 from benchmarks import datasets, report  # noqa: E402
 
 RECORDS = ROOT / "benchmarks" / "results" / "suite.jsonl"
+BASES = ROOT / "var" / "bench" / "suite"  # round-0 models, reused by reruns with the same round-0 config
 ARMS = {  # name: (strategy, query unit, label)
     "ours": ("adaptive", "region", "ours (adaptive, regions)"),
     "random_region": ("random", "region", "random regions"),
@@ -53,6 +55,22 @@ class SuiteSettings:
     steps_initial: int | None = None  # None: the app's default
     steps_per_round: int | None = None
     round_minutes: float | None = None  # None: the app's default budget
+    recipe: tuple[tuple[str, str], ...] = ()  # further RecipeSettings overrides (name, value), e.g. an ablation
+
+    def recipe_overrides(self) -> dict:
+        from dataclasses import fields
+
+        from learning.recipe import RecipeSettings
+
+        types = {f.name: f.type for f in fields(RecipeSettings)}
+        out = {k: v for k, v in (("steps_initial", self.steps_initial), ("steps_per_round", self.steps_per_round),
+                                  ("round_minutes", self.round_minutes)) if v is not None}
+        for name, value in self.recipe:
+            if name not in types:
+                raise SystemExit(f"--recipe {name}: not a RecipeSettings field ({sorted(types)})")
+            kind = types[name] if isinstance(types[name], str) else types[name].__name__
+            out[name] = {"int": int, "float": float, "str": str}.get(kind, lambda v: v.lower() in ("1", "true"))(value)
+        return out
 
     def key(self, dataset: str) -> str:
         return hashlib.sha1(json.dumps([dataset, asdict(self)], sort_keys=True).encode()).hexdigest()[:12]
@@ -97,16 +115,14 @@ class Simulation:
         self.regions = {key: slic_regions(image) for key, image in self.images.items()}
         self.total = sum(m.size for m in self.truth.values())
         recipe = RecipeSettings(arch="deeplabv3_mobilenet_v3_large", num_classes=self.data.num_classes)
-        overrides = {k: v for k, v in (("steps_initial", settings.steps_initial),
-                                       ("steps_per_round", settings.steps_per_round),
-                                       ("round_minutes", settings.round_minutes)) if v is not None}
-        self.recipe = replace(recipe, **overrides)
+        self.recipe = replace(recipe, **settings.recipe_overrides())
         self.sizes = [image.shape[:2] for image in self.images.values()]
 
     def samples(self, labels: dict[str, np.ndarray]):
         from learning.data import Sample
 
-        labeled = list(self.data.source) + [Sample(image=self.images[k], mask=m, key=k) for k, m in labels.items()
+        labeled = list(self.data.source) + [Sample(image=self.images[k], mask=m, key=k, target=True)
+                                            for k, m in labels.items()
                                             if (m != 255).any()]
         unlabeled = [Sample(image=self.images[s.key], mask=labels.get(s.key), key=s.key) for s in self.data.pool]
         return labeled, unlabeled
@@ -118,6 +134,27 @@ class Simulation:
         return train_round_model(self.recipe, round_index=round_index, labeled=labeled, unlabeled=unlabeled,
                                  val=self.data.val, init_state=init_state, current_state=current_state,
                                  image_sizes=self.sizes, seed=seed)
+
+    def base(self, seed: int):
+        """Round 0's model of ``seed``, trained once per round-0 config and kept under var/bench/suite/."""
+        import torch
+
+        from learning.recipe import round_train_config
+
+        config = round_train_config(self.recipe, round_index=0, warm_start=False, image_sizes=self.sizes, seed=seed)
+        digest = hashlib.sha1(json.dumps([self.name, config.to_dict()], sort_keys=True, default=str).encode())
+        path = BASES / f"{self.name}-{digest.hexdigest()[:12]}.pt"
+        if path.exists():
+            saved = torch.load(path, weights_only=True)
+            result = SimpleNamespace(state_dict=saved["state_dict"], steps=int(saved["steps"]),
+                                     train_seconds=float(saved["train_seconds"]))
+            return SimpleNamespace(config=config, result=result)
+        trained = self.train({}, round_index=0, seed=seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": trained.result.state_dict, "steps": trained.result.steps,
+                    "train_seconds": trained.result.train_seconds}, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+        return trained
 
     def model(self, state, config):
         from learning.models import build_model
@@ -309,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps-per-round", type=int)
     parser.add_argument("--round-minutes", type=float)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--recipe", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="RecipeSettings overrides (learning/recipe.py), e.g. target_label_share=0")
     parser.add_argument("--records", default=str(RECORDS))
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--no-write", action="store_true")
@@ -316,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    settings = SuiteSettings(args.rounds, args.percent, args.steps_initial, args.steps_per_round, args.round_minutes)
+    settings = SuiteSettings(args.rounds, args.percent, args.steps_initial, args.steps_per_round, args.round_minutes,
+                             tuple(tuple(item.split("=", 1)) for item in args.recipe))
     path = Path(args.records)
     if not args.report_only:
         for name in args.datasets:
@@ -330,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             sim = Simulation(name, settings)
             for seed in sorted({s for s, _ in todo}):
-                base = sim.train({}, round_index=0, seed=seed)
+                base = sim.base(seed)
                 print(f"{name} seed {seed}: round 0 trained, {base.result.steps} steps, "
                       f"{base.result.train_seconds:.0f} s", flush=True)
                 for arm in [a for s, a in todo if s == seed]:

@@ -46,11 +46,14 @@ class Sample:
 
     ``image``: path or uint8 array (H, W, 3). ``mask``: path, uint8 array (H, W)
     or None (unlabeled). ``key`` names the sample in logs, metrics and caches.
+    ``target``: an image of the target domain, the one the project labels; a
+    share of every labeled batch comes from these (``TrainConfig.target_label_share``).
     """
 
     image: ImageSource
     mask: ImageSource | None = None
     key: str | None = None
+    target: bool = False
 
     @property
     def name(self) -> str:
@@ -278,6 +281,8 @@ class BatchStream:
     cached decode makes the in-process fetch cheap.
     """
 
+    target_size = 0  # rows of each batch that are labeled target images (MixedBatchStream: the last ones)
+
     def __init__(self, dataset: SegmentationDataset, batch_size: int, *, seed: int):
         if len(dataset) == 0:
             raise ValueError("cannot draw batches from an empty dataset")
@@ -300,6 +305,38 @@ class BatchStream:
                 self._order = list(np.random.default_rng([self.seed, self._epoch]).permutation(len(self.dataset)))
             indices.append(int(self._order.pop()))
         return collate(self.dataset[i] for i in indices)
+
+
+class MixedBatchStream:
+    """Labeled batches with a fixed share from the labeled target images.
+
+    Uniform draws over source + target labels would give the few target images
+    a round collects about 1 % of the batches when a source of hundreds of
+    images is present: fine-tuning would barely see what was just labeled.
+    """
+
+    def __init__(self, source: SegmentationDataset, target: SegmentationDataset, batch_size: int, *,
+                 target_share: float, seed: int):
+        self.target_size = min(batch_size - 1, max(1, round(batch_size * target_share)))
+        self.source = BatchStream(source, batch_size - self.target_size, seed=seed)
+        self.target = BatchStream(target, self.target_size, seed=seed + 7919)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = self.source.next()
+        xt, yt = self.target.next()
+        return torch.cat([xs, xt]), torch.cat([ys, yt])
+
+
+def labeled_batches(samples: Sequence[Sample], size: Size, batch_size: int, *, target_share: float,
+                    augment: "Augment | None", seed: int) -> "BatchStream | MixedBatchStream":
+    """The labeled batch stream of a training run: mixed when there are source and target labels to mix."""
+    target = [s for s in samples if s.target]
+    source = [s for s in samples if not s.target]
+    if target_share > 0 and target and source:
+        return MixedBatchStream(SegmentationDataset(source, size, augment=augment, seed=seed),
+                                SegmentationDataset(target, size, augment=augment, seed=seed + 1),
+                                batch_size, target_share=target_share, seed=seed)
+    return BatchStream(SegmentationDataset(samples, size, augment=augment, seed=seed), batch_size, seed=seed)
 
 
 # --- fingerprints ----------------------------------------------------------------------------------------

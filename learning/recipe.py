@@ -26,6 +26,9 @@ MIN_SIDE = 64
 
 DEFAULT_CLASS_WEIGHTING = "none"
 DEFAULT_DICE_WEIGHT = 1.0
+# Half of each labeled batch, and half of the cross-entropy, from the target images' labels when a labeled
+# source is mixed in (learning.train.supervised_loss): what the campaign measured on CamVid.
+DEFAULT_TARGET_LABEL_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class RecipeSettings:
     max_train_pixels: int = DEFAULT_MAX_TRAIN_PIXELS
     class_weighting: str = DEFAULT_CLASS_WEIGHTING
     dice_weight: float = DEFAULT_DICE_WEIGHT
+    target_label_share: float = DEFAULT_TARGET_LABEL_SHARE
+    finetune_lr: float = 3e-4
 
 
 def auto_train_size(image_sizes: Sequence[tuple[int, int]], max_pixels: int = DEFAULT_MAX_TRAIN_PIXELS
@@ -87,11 +92,12 @@ def round_train_config(settings: RecipeSettings, *, round_index: int, warm_start
     return TrainConfig(
         arch=settings.arch, num_classes=settings.num_classes, size=size,
         steps=settings.steps_per_round if warm_start else settings.steps_initial,
-        lr=3e-4 if warm_start else 1e-3,
+        lr=settings.finetune_lr if warm_start else 1e-3,
         adversarial=settings.adversarial, self_training=settings.self_training, objectives=tuple(objectives),
         seed=int(seed) * 1000 + int(round_index),
         # Round 0 from scratch: pseudo-labels only once the model has learnt something.
         self_training_start=0.0 if warm_start else 0.5,
         time_budget_s=60.0 * minutes,
         class_weighting=settings.class_weighting, dice_weight=settings.dice_weight,
+        target_label_share=settings.target_label_share,
     )

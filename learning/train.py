@@ -37,7 +37,7 @@ from learning.adaptation import (
     ObjectiveContext, StepState, TargetObjective, build_objective, masked_cross_entropy,
 )
 from learning.data import (
-    NORMALIZATION, Augment, BatchStream, Sample, SegmentationDataset, samples_fingerprint,
+    NORMALIZATION, Augment, BatchStream, Sample, SegmentationDataset, labeled_batches, samples_fingerprint,
 )
 from learning.device import numerics_for, pick_device
 from learning.labels import class_pixel_counts
@@ -60,6 +60,9 @@ class TrainConfig:
     num_classes: int = 2
     size: tuple[int, int] = (240, 320)  # (H, W) the network trains at
     batch_size: int = 8  # labeled images per step
+    # > 0: this share of each labeled batch comes from the target images' labels (Sample.target) when the
+    # labeled set mixes source and target images; 0 = uniform draws over all labeled images
+    target_label_share: float = 0.0
     target_batch_size: int = 4  # unlabeled target images per step (when an objective needs them)
     steps: int = 500
     lr: float = 1e-3
@@ -113,6 +116,8 @@ class TrainConfig:
             raise ValueError(f"unknown class_weighting {self.class_weighting!r}; choose one of {WEIGHTINGS}")
         if self.dice_weight < 0:
             raise ValueError("dice_weight must be >= 0")
+        if not 0.0 <= self.target_label_share < 1.0:
+            raise ValueError("target_label_share must be in [0, 1)")
         if self.time_budget_s < 0:
             raise ValueError("time_budget_s must be >= 0 (0 = no budget)")
 
@@ -156,6 +161,21 @@ def class_weights(samples: Sequence[Sample], num_classes: int, size: tuple[int, 
 
     masks = (mask for _, mask in (load_sample(sample, size) for sample in samples) if mask is not None)
     return class_weights_from_counts(class_pixel_counts(masks, num_classes), scheme)
+
+
+def supervised_loss(logits: torch.Tensor, masks: torch.Tensor, *, weight: torch.Tensor | None,
+                    target_rows: int, target_share: float) -> torch.Tensor:
+    """Cross-entropy over the labeled pixels; with ``target_rows`` > 0 the last rows are target images whose
+    mean counts ``target_share`` of the loss, the source rows' mean the rest.
+
+    One mean over all pixels would let fully labeled source images outweigh a
+    round's region labels (about 1 % of a target image) a hundredfold.
+    """
+    if target_rows <= 0:
+        return masked_cross_entropy(logits, masks, weight=weight)
+    split = logits.shape[0] - target_rows
+    return ((1.0 - target_share) * masked_cross_entropy(logits[:split], masks[:split], weight=weight)
+            + target_share * masked_cross_entropy(logits[split:], masks[split:], weight=weight))
 
 
 def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -265,8 +285,8 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
         objective.setup(context)
     model.train()
 
-    labeled_stream = BatchStream(SegmentationDataset(labeled, config.size, augment=augment, seed=config.seed),
-                                 config.batch_size, seed=config.seed) if labeled else None
+    labeled_stream = labeled_batches(labeled, config.size, config.batch_size, target_share=config.target_label_share,
+                                     augment=augment, seed=config.seed) if labeled else None
     needs_target = target_dataset is not None and any(o.needs_target_batch for o in objectives)
     target_stream = BatchStream(target_dataset, config.target_batch_size, seed=config.seed + 1) \
         if needs_target else None
@@ -315,8 +335,9 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
             state.target_out = type(out)(logits[n_source:], out.features[n_source:])
         terms: dict[str, torch.Tensor] = {}
         if ys is not None and config.supervised_weight > 0:
-            terms["supervised"] = config.supervised_weight * masked_cross_entropy(
-                state.source_out.logits, ys, weight=weight)
+            terms["supervised"] = config.supervised_weight * supervised_loss(
+                state.source_out.logits, ys, weight=weight, target_rows=labeled_stream.target_size,
+                target_share=config.target_label_share)
             if config.dice_weight > 0:
                 terms["dice"] = config.dice_weight * soft_dice_loss(state.source_out.logits, ys)
         for objective in objectives:

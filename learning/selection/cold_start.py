@@ -6,10 +6,14 @@ greedy k-center over cheap image descriptors (colour layout, colour
 histogram and edge orientations at thumbnail size), the same core-set rule
 later rounds use on the network's features. Pure numpy; an image costs
 milliseconds, so a 10,000-image pool is described in minutes on one core.
+
+When the project has a pretrained encoder (ImageNet weights, a local file,
+or self-supervised pretraining on its own images) its pooled features are
+the better descriptors: :func:`encoder_descriptors`.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -60,3 +64,27 @@ def _with_first(first: int, rest: Iterator[int]) -> Iterator[int]:
     for index in rest:
         if index != first:
             yield index
+
+
+def encoder_descriptors(arch: str, backbone_checkpoint: str, images: Iterable[np.ndarray], size: tuple[int, int],
+                        progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Unit-length, globally average-pooled features of a pretrained encoder, one row per (H, W, 3) image.
+
+    ``backbone_checkpoint`` is a backbone file as training takes it
+    (``TrainConfig.backbone_checkpoint``); images are resized to ``size``.
+    """
+    import torch
+
+    from learning.data import normalize, resize_image, to_tensor
+    from learning.models import build_model
+
+    backbone = build_model(arch, 1, backbone_checkpoint=backbone_checkpoint).backbone.eval()
+    rows = []
+    with torch.inference_mode():
+        for number, image in enumerate(images, start=1):
+            out = backbone(normalize(to_tensor(resize_image(image, size)))[None])
+            pooled = (out["out"] if "out" in out else out["high"]).mean((2, 3))[0].double().numpy()
+            rows.append(pooled / (np.linalg.norm(pooled) or 1.0))
+            if progress is not None:
+                progress(number)
+    return np.stack(rows) if rows else np.zeros((0, 0))

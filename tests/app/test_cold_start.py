@@ -6,6 +6,8 @@ comes with suggestions and a validation mIoU.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from django.db import transaction
@@ -106,3 +108,50 @@ def test_round_zero_of_a_labeled_project_trains_first_and_still_sets_validation_
         round0 = project_start(project=Project.objects.get(pk=project.pk))
     assert round0.state == Round.State.TRAINING
     assert Query.objects.filter(round=round0, kind=Query.Kind.VALIDATION).count() == 1  # 30 % of a 5-image pool
+
+
+def test_round_zero_describes_images_with_the_self_supervised_encoder_and_round_one_reuses_it(
+        plain_project, settings, users, django_capture_on_commit_callbacks):
+    project, truth = plain_project
+    Project.objects.filter(pk=project.pk).update(ssl_pretraining=True, train_steps_initial=2)
+    with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+        round0 = project_start(project=Project.objects.get(pk=project.pk))
+    job = Job.objects.get(round=round0)
+    assert round_select_run(job_id=job.pk) == "opened"
+    round0.refresh_from_db()
+    assert "encoder features (self-supervised pretraining" in round0.stats["strategy"]
+    encoder = Path(settings.MODELS_STORE_ROOT) / f"project-{project.pk}" / "pretrain" / "encoder" / "weights.pt"
+    assert encoder.exists()
+    assert Query.objects.filter(round=round0, kind=Query.Kind.LABEL).count() == 3
+    with django_capture_on_commit_callbacks(execute=False):
+        label_everything(project, truth, users["annotator"])
+    job = Job.objects.get(round__project=project, round__number=1)
+    assert round_train_run(job_id=job.pk) == "trained"
+    log = Job.objects.get(pk=job.pk).log
+    assert "pretraining done" in log and "resumed at step 2" in log  # the finished run, not a second one
+    assert ModelVersion.objects.get(round__number=1, project=project).train_config["backbone_checkpoint"] == str(encoder)
+
+
+def test_round_zero_describes_images_with_a_local_backbone_file(plain_project, settings, tmp_path):
+    import torch
+
+    from learning.models import build_model
+    from learning.selection.cold_start import encoder_descriptors
+
+    project, _ = plain_project
+    backbone = tmp_path / "backbone.pt"
+    torch.manual_seed(0)
+    model = build_model(project.architecture, 3)
+    torch.save({f"backbone.{k}": v for k, v in model.backbone.state_dict().items()}, backbone)
+    settings.MASKLOOP_INIT_CHECKPOINT_ROOTS = [str(tmp_path)]
+    Project.objects.filter(pk=project.pk).update(init_checkpoint=str(backbone))
+    with transaction.atomic():
+        round0 = project_start(project=Project.objects.get(pk=project.pk))
+    assert round_select_run(job_id=Job.objects.get(round=round0).pk) == "opened"
+    round0.refresh_from_db()
+    assert "encoder features (local backbone file backbone.pt)" in round0.stats["strategy"]
+    # the features are the backbone's own: unit length, and different images give different vectors
+    images = [np.full((48, 64, 3), v, np.uint8) for v in (0, 128)]
+    rows = encoder_descriptors(project.architecture, str(backbone), images, (48, 64))
+    assert rows.shape[0] == 2 and np.allclose(np.linalg.norm(rows, axis=1), 1.0)
+    assert not np.allclose(rows[0], rows[1])

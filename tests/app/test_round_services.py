@@ -270,3 +270,31 @@ def test_a_corrupt_checkpoint_is_set_aside_so_the_next_round_trains_and_is_never
     assert first.state == ModelVersion.State.REJECTED and "checkpoint unusable" in first.promotion_reason
     second = ModelVersion.objects.get(round=round1)
     assert second.is_promoted and second.parent is None  # trained afresh instead of from the broken file
+
+
+def test_labeled_target_images_are_marked_and_fine_tuning_mixes_them_into_every_batch(
+        started, users, django_capture_on_commit_callbacks):
+    from PIL import Image as PILImage
+
+    from annotator.imaging import encode_png
+    from annotator.services.labeling import annotation_save, query_next
+    from annotator.services.round_data import round_data
+
+    project, round_, job = started
+    round_train_run(job_id=job.pk)
+    assert round_select_run(job_id=job.pk) == "opened"
+    annotator = users["annotator"]
+    with django_capture_on_commit_callbacks(execute=False):
+        while (query := query_next(project=project, user=annotator)) is not None:
+            region = np.asarray(PILImage.open(query.region_mask.path)) > 0
+            annotation_save(query=query, user=annotator, mask_png=encode_png(np.where(region, 1, 255).astype(np.uint8)),
+                            base_version=0, submit=True)
+    labeled = round_data(project).labeled
+    targets = [s for s in labeled if s.target]
+    assert targets and len(targets) < len(labeled)
+    source_ids = set(project.images.filter(domain="source").values_list("pk", flat=True))
+    assert {s.key for s in labeled if not s.target} == {f"image-{pk}" for pk in source_ids}
+    following = Job.objects.get(round__project=project, round__number=1)
+    assert round_train_run(job_id=following.pk) == "trained"
+    assert (f"50% of each batch and of the cross-entropy from the {len(targets)} labeled target images"
+            in Job.objects.get(pk=following.pk).log)

@@ -227,3 +227,40 @@ def test_an_exhausted_time_budget_stops_after_the_probe_steps(tiny_samples):
     assert result.history[-1]["step"] == 4
     with pytest.raises(ValueError, match="time_budget_s"):
         TrainConfig(**TINY, time_budget_s=-1)
+
+
+def test_mixed_batches_take_the_target_share_from_target_labels():
+    from learning.data import MixedBatchStream, Sample, labeled_batches
+
+    def sample(value: int, target: bool) -> Sample:
+        return Sample(image=np.full((16, 16, 3), value, np.uint8), mask=np.full((16, 16), value % 2, np.uint8),
+                      key=f"{'t' if target else 's'}{value}", target=target)
+
+    source = [sample(v, False) for v in range(20, 40)]
+    target = [sample(v, True) for v in range(200, 202)]
+    stream = labeled_batches(source + target, (16, 16), 8, target_share=0.5, augment=None, seed=0)
+    assert isinstance(stream, MixedBatchStream) and stream.target_size == 4
+    rows = [stream.next()[0] for _ in range(6)]
+    assert all(r.shape[0] == 8 for r in rows)
+    firsts = torch.stack([r[:, 0, 0, 0] for r in rows])
+    assert firsts[:, 4:].min() > firsts[:, :4].max()  # target rows are the brighter images
+    # nothing to mix: uniform draws, and a share of 0 keeps the old behaviour
+    assert labeled_batches(target, (16, 16), 8, target_share=0.5, augment=None, seed=0).target_size == 0
+    assert labeled_batches(source + target, (16, 16), 8, target_share=0.0, augment=None, seed=0).target_size == 0
+
+
+def test_supervised_loss_weighs_the_target_rows_by_their_share_not_their_pixel_count():
+    from learning.train import supervised_loss
+
+    logits = torch.zeros(2, 2, 8, 8)
+    logits[0, 0] = 3.0  # source row predicts class 0 (right): low loss
+    masks = torch.zeros(2, 8, 8, dtype=torch.long)
+    masks[1] = IGNORE_INDEX
+    masks[1, 0, 0] = 1  # target row: one labeled pixel, predicted 50/50
+    pooled = supervised_loss(logits, masks, weight=None, target_rows=0, target_share=0.5)
+    split = supervised_loss(logits, masks, weight=None, target_rows=1, target_share=0.5)
+    source_loss = masked_cross_entropy(logits[:1], masks[:1])
+    target_loss = masked_cross_entropy(logits[1:], masks[1:])
+    assert torch.isclose(split, 0.5 * source_loss + 0.5 * target_loss)
+    assert torch.isclose(pooled, masked_cross_entropy(logits, masks))
+    assert split > 3 * pooled  # one labeled pixel counts half, not 1/65
