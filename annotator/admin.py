@@ -16,7 +16,10 @@ from . import models
 from .services.errors import ServiceError
 from .services.images import image_set_split
 from .services.jobs import job_cancel_request
-from .services.projects import EDITABLE_FIELDS, project_check_settings, project_locked_settings, project_update
+from .services.projects import (
+    EDITABLE_FIELDS, project_check_settings, project_delete, project_locked_settings, project_set_archived,
+    project_update,
+)
 from .services.rounds import job_retry, project_start, round_close
 
 
@@ -78,9 +81,9 @@ class ProjectAdmin(admin.ModelAdmin):
                     "created_at"]
     list_filter = ["state", "strategy"]
     search_fields = ["name"]
-    readonly_fields = ["state", "created_by", "created_at"]
+    readonly_fields = ["state", "created_by", "created_at", "archived_at"]
     inlines = [LabelClassInline, MembershipInline]
-    actions = ["start_projects"]
+    actions = ["start_projects", "archive_projects", "unarchive_projects"]
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -92,6 +95,27 @@ class ProjectAdmin(admin.ModelAdmin):
     @admin.action(description="Start the selected projects (round 0 trains)")
     def start_projects(self, request, queryset):
         _run_each(self, request, queryset, "Started", lambda p: project_start(project=p, user=request.user))
+
+    @admin.action(description="Archive the selected projects (read-only, listed apart)")
+    def archive_projects(self, request, queryset):
+        _run_each(self, request, queryset, "Archived", lambda p: project_set_archived(project=p, archived=True))
+
+    @admin.action(description="Unarchive the selected projects")
+    def unarchive_projects(self, request, queryset):
+        _run_each(self, request, queryset, "Unarchived", lambda p: project_set_archived(project=p, archived=False))
+
+    def get_deleted_objects(self, objs, request):
+        # A label version protects its parent from being deleted alone; deleting the project takes both, so the
+        # confirmation page need not refuse (project_delete unlinks them first).
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed, []
+
+    def delete_model(self, request, obj):
+        project_delete(project=obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for project in queryset:
+            project_delete(project=project, user=request.user)
 
 
 @admin.register(models.Membership)
@@ -156,7 +180,7 @@ class QueryAdmin(admin.ModelAdmin):
     list_filter = ["status", "round__project"]
     search_fields = ["image__original_name", "assignee__username"]
     readonly_fields = ["round", "image", "region_key", "region_mask", "region_bbox", "pixels", "score", "status",
-                       "submitted_at", "time_spent_seconds", "created_at"]
+                       "submitted_at", "time_spent_seconds", "created_at", "replica_of", "returned_to"]
 
 
 @admin.register(models.Annotation)
@@ -193,3 +217,5 @@ class JobAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel the selected jobs")
     def cancel_jobs(self, request, queryset):
         _run_each(self, request, queryset, "Asked to stop", lambda j: job_cancel_request(job=j))
+
+from . import admin_review  # noqa: E402,F401  (reviews and agreements)

@@ -49,6 +49,8 @@ class Project(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Archived: kept read-only and out of the project lists; nothing is handed out to label (services/projects.py).
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     # Query budget and schedule
     query_unit = models.CharField(max_length=16, choices=QueryUnit.choices, default=QueryUnit.REGION)
@@ -107,6 +109,42 @@ class Project(models.Model):
         default=0.95, validators=[MinValueValidator(0.5), MaxValueValidator(1.0)]
     )
 
+    # Review and agreement (annotator/services/review.py): which submissions a reviewer checks,
+    # and which labels train the model (the one filter is in annotator/services/round_data.py).
+    class ReviewMode(models.TextChoices):
+        OFF = "off", "Off: submitted masks are not reviewed"
+        SAMPLE = "sample", "A random sample of submissions"
+        ALL = "all", "Every submission"
+
+    class TrainingSource(models.TextChoices):
+        NOT_REJECTED = "not_rejected", "Submitted and not rejected"
+        ACCEPTED = "accepted", "Accepted only (reviewed, or agreed by two annotators)"
+
+    review_mode = models.CharField(max_length=16, choices=ReviewMode.choices, default=ReviewMode.OFF)
+    review_sample_percent = models.PositiveSmallIntegerField(
+        default=20, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="With a sampled review: the share of submissions a reviewer checks (resubmissions always are).",
+    )
+    training_source = models.CharField(
+        max_length=16, choices=TrainingSource.choices, default=TrainingSource.NOT_REJECTED,
+        help_text="Which submitted masks train the model. 'Accepted only' leaves out submissions nobody checked.",
+    )
+    review_blocks_round = models.BooleanField(
+        default=True, help_text="A round closes only once the reviews of its queries are decided",
+    )
+    agreement_percent = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)],
+        help_text="Share of each round's queries labeled by two annotators independently (0 = none).",
+    )
+    agreement_threshold = models.FloatField(
+        default=0.8, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Mean IoU of the two masks below which the pair goes to review; above it their merge trains.",
+    )
+    agreement_boundary_px = models.PositiveSmallIntegerField(
+        default=2, validators=[MaxValueValidator(50)],
+        help_text="Pixel tolerance of the boundary F-score shown with each pair",
+    )
+
     class Meta:
         ordering = ["name"]
 
@@ -128,6 +166,7 @@ class Project(models.Model):
 class Membership(models.Model):
     class Role(models.TextChoices):
         ANNOTATOR = "annotator", "Annotator"
+        REVIEWER = "reviewer", "Reviewer (labels and reviews)"
         LEAD = "lead", "Project lead"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
@@ -153,6 +192,7 @@ class LabelClass(models.Model):
 
     class Meta:
         ordering = ["project", "index"]
+        verbose_name_plural = "label classes"
         constraints = [
             models.UniqueConstraint(fields=["project", "index"], name="labelclass_unique_index"),
             models.UniqueConstraint(fields=["project", "name"], name="labelclass_unique_name"),
@@ -294,12 +334,25 @@ class Query(models.Model):
     time_spent_seconds = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # Agreement: the second, independent copy of a query points at the first (annotator/services/review.py).
+    replica_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="replicas",
+        help_text="The query this one repeats for a second annotator (agreement)",
+    )
+    # A rejected query goes back to the annotator who submitted it, and to nobody else.
+    returned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Set while a rejected query waits for its annotator's fix",
+    )
 
     class Meta:
         ordering = ["round", "priority", "id"]
         verbose_name_plural = "queries"
         constraints = [
-            models.UniqueConstraint(fields=["round", "image", "region_key"], name="query_unique_region"),
+            models.UniqueConstraint(fields=["round", "image", "region_key"], condition=Q(replica_of__isnull=True),
+                                    name="query_unique_region"),
+            models.UniqueConstraint(fields=["replica_of"], condition=Q(replica_of__isnull=False),
+                                    name="query_one_replica"),
         ]
         indexes = [models.Index(fields=["round", "status", "priority"])]
 
@@ -315,6 +368,11 @@ def annotation_upload_to(instance: "Annotation", filename: str) -> str:
 class Annotation(models.Model):
     """One saved version of an image's label mask. Rows are only ever added, never updated."""
 
+    class Origin(models.TextChoices):
+        ANNOTATOR = "annotator", "Annotator"
+        REVIEW = "review", "Reviewer's fix"
+        MERGE = "merge", "Merge of two annotators' masks"
+
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
     query = models.ForeignKey(Query, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations")
     version = models.PositiveIntegerField()
@@ -329,6 +387,7 @@ class Annotation(models.Model):
     suggestion_dice = models.FloatField(
         null=True, blank=True, help_text="Dice of the pre-filled suggestion against this mask (submitted only)"
     )
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.ANNOTATOR)
 
     class Meta:
         ordering = ["image", "version"]
@@ -336,6 +395,72 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image} v{self.version}"
+
+
+class Agreement(models.Model):
+    """Two annotators' independent masks of one query, compared; rows are only ever added."""
+
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="agreements",
+                              help_text="The first of the pair (the replica points at it)")
+    first = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="+")
+    merged = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="+",
+                               help_text="Agreed pixels kept, disputed pixels void (255)")
+    score = models.FloatField(help_text="Mean IoU over the classes either mask uses")
+    per_class_iou = models.JSONField(default=dict, help_text="{class index: IoU or null}")
+    boundary_f = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField(help_text="At or above the project's threshold: the merge trains unreviewed")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"agreement {self.score:.2f} on {self.query}"
+
+
+class Review(models.Model):
+    """A reviewer's check of one submitted version. The state moves once: pending → accepted/fixed/rejected."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for review"
+        ACCEPTED = "accepted", "Accepted"
+        FIXED = "fixed", "Fixed by the reviewer"
+        REJECTED = "rejected", "Rejected"
+
+    class Reason(models.TextChoices):
+        ALL = "all", "Every submission is reviewed"
+        SAMPLE = "sample", "Sampled for review"
+        RESUBMITTED = "resubmitted", "Resubmitted after a rejection"
+        DISAGREEMENT = "disagreement", "Two annotators disagreed"
+
+    DECIDED_STATES = (State.ACCEPTED, State.FIXED, State.REJECTED)
+
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="reviews")
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="reviews",
+                                   help_text="The submitted version under review")
+    agreement = models.ForeignKey(Agreement, null=True, blank=True, on_delete=models.CASCADE, related_name="reviews")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    fix = models.ForeignKey(Annotation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                            help_text="The reviewer's corrected version")
+    comment = models.TextField(blank=True)
+    marks = models.JSONField(default=list, blank=True, help_text="[[x, y], …]: points the reviewer marked")
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            # One review per submitted version: a resubmission is a new version, hence a new review.
+            models.UniqueConstraint(fields=["annotation"], name="review_unique_annotation"),
+        ]
+        indexes = [models.Index(fields=["query", "state"])]
+
+    def __str__(self) -> str:
+        return f"review of {self.annotation} ({self.state})"
 
 
 def suggestion_upload_to(instance: "Suggestion", filename: str) -> str:

@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Case, CharField, Count, Exists, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 
 from .models import Annotation, Image, Job, Membership, Project, Query, Round, Suggestion
+from .selectors_labeled import LabeledPixels, labeled_pixels
 from .services.round_data import MIN_VALIDATION_LABELS
 
 
@@ -161,13 +162,13 @@ class RoundMetrics:
     miou: float | None
     pixel_accuracy: float | None
     per_class_iou: dict[str, float | None]
-    labeled_target_fraction: float | None
+    labeled_target_fraction: float | None  # of the pool, labeled before this round: what its model trained on
     labeled_target_pixels: int | None
     train_seconds: float | None
     strategy: str | None
     diversity_weight: float | None
     budget_planned_pixels: int
-    budget_spent_pixels: int
+    labeled_pixels: int  # labeled in this round's answers (annotator.selectors_labeled): adds up to the total
     queries: int
     submitted: int
     skipped: int
@@ -199,7 +200,8 @@ class ProjectMetrics:
     latest_miou: float | None
     target_pool_pixels: int
     validation_images: int
-    labeled_pixels_total: int
+    labeled_pixels_total: int  # every round's labeled_pixels together (annotator.selectors_labeled)
+    labeled_fraction: float | None  # labeled_pixels_total / target_pool_pixels
     budget_note: str = ""
     rounds_total: int = 0
     notes: list[str] = field(default_factory=list)
@@ -209,7 +211,8 @@ def _float(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _round_metrics(round_: Round, model, dice: list[float], counts: dict, suggestion_stats: dict) -> RoundMetrics:
+def _round_metrics(round_: Round, model, dice: list[float], counts: dict, suggestion_stats: dict,
+                   labeled: LabeledPixels) -> RoundMetrics:
     metrics = (model.metrics or {}) if model is not None else {}
     stats = round_.stats or {}
     precision = _float(stats.get("suggestion_precision"))
@@ -220,18 +223,17 @@ def _round_metrics(round_: Round, model, dice: list[float], counts: dict, sugges
         precision = _float(suggestion_stats.get("precision"))
     if coverage is None:
         coverage = _float(suggestion_stats.get("coverage"))
-    fraction = _float(metrics.get("labeled_target_fraction"))
-    labeled = metrics.get("labeled_target_pixels", model.labeled_target_pixels if model is not None else None)
+    trained_on = labeled.before(round_.number)
     return RoundMetrics(
         number=round_.number, state=round_.state,
         model_version_id=model.pk if model else None, model_version=model.version if model else None,
         miou=_float(metrics.get("miou")), pixel_accuracy=_float(metrics.get("pixel_accuracy")),
         per_class_iou={str(k): _float(v) for k, v in (metrics.get("per_class_iou") or {}).items()},
-        labeled_target_fraction=fraction, labeled_target_pixels=int(labeled) if labeled is not None else None,
+        labeled_target_fraction=labeled.share(trained_on), labeled_target_pixels=trained_on,
         train_seconds=_float(metrics.get("train_seconds")),
         strategy=stats.get("strategy"), diversity_weight=_float(stats.get("diversity_weight")),
         budget_planned_pixels=round_.budget_planned_pixels,
-        budget_spent_pixels=int(counts.get("spent") or 0),
+        labeled_pixels=labeled.by_round.get(round_.number, 0),
         queries=counts.get("total", 0), submitted=counts.get("submitted", 0), skipped=counts.get("skipped", 0),
         pending=counts.get("pending", 0),
         suggestion_precision=precision, suggestion_coverage=coverage,
@@ -254,8 +256,6 @@ def project_metrics(*, project: Project) -> ProjectMetrics:
             submitted=Count("pk", filter=Q(status=Query.Status.SUBMITTED)),
             skipped=Count("pk", filter=Q(status=Query.Status.SKIPPED)),
             pending=Count("pk", filter=Q(status=Query.Status.PENDING)),
-            # The budget counts what trains the model (round_open plans it so): validation labels are apart.
-            spent=Sum("pixels", filter=Q(status=Query.Status.SUBMITTED, kind=Query.Kind.LABEL)),
         )
     }
     dice: dict[int, list[float]] = {}
@@ -276,15 +276,13 @@ def project_metrics(*, project: Project) -> ProjectMetrics:
               "coverage": statistics.fmean(e["c"]) if e["c"] else None}
         for rid, e in suggestion_stats.items()
     }
+    labeled = labeled_pixels(project=project)
     round_rows = [
-        _round_metrics(r, models.get(r.pk), dice.get(r.pk, []), counts.get(r.pk, {}), suggestion_means.get(r.pk, {}))
+        _round_metrics(r, models.get(r.pk), dice.get(r.pk, []), counts.get(r.pk, {}), suggestion_means.get(r.pk, {}),
+                       labeled)
         for r in rounds
     ]
     with_model = [r for r in round_rows if r.miou is not None]
-    pool_pixels = sum(
-        w * h for w, h in project.images.filter(domain=Image.Domain.TARGET)
-        .exclude(split__in=[Image.Split.VAL, Image.Split.TEST]).values_list("width", "height")
-    )
     notes = []
     if rounds and rounds[0].number == 0 and round_rows[0].miou is None:
         cold = rounds[0].state != Round.State.TRAINING and rounds[0].model_version_id is None
@@ -294,20 +292,22 @@ def project_metrics(*, project: Project) -> ProjectMetrics:
     return ProjectMetrics(
         classes=list(project.classes.order_by("index").values_list("name", flat=True)),
         rounds=round_rows,
-        annotators=annotator_throughput(project=project),
+        annotators=annotator_throughput(project=project, labeled=labeled),
         baseline_miou=next((r.miou for r in round_rows if r.number == 0), None),
         latest_miou=with_model[-1].miou if with_model else None,
-        target_pool_pixels=pool_pixels,
+        target_pool_pixels=labeled.pool_pixels,
         validation_images=project.images.filter(split=Image.Split.VAL).count(),
-        labeled_pixels_total=sum(r.budget_spent_pixels for r in round_rows),
+        labeled_pixels_total=labeled.total, labeled_fraction=labeled.share(labeled.total),
         budget_note=f"{project.budget_per_round:g} {project.get_budget_unit_display().lower()}",
         rounds_total=project.rounds_total,
         notes=notes,
     )
 
 
-def annotator_throughput(*, project: Project) -> list[AnnotatorThroughput]:
-    """Per person: submitted queries, active hours (time on task), queries per active hour, median time."""
+def annotator_throughput(*, project: Project, labeled: LabeledPixels | None = None) -> list[AnnotatorThroughput]:
+    """Per person: submitted queries, active hours (time on task), queries per active hour, median time, and
+    the pixels their versions added (annotator.selectors_labeled)."""
+    labeled = labeled or labeled_pixels(project=project)
     per_user: dict[str, dict] = {}
     queries = (
         Query.objects.filter(round__project=project, status__in=[Query.Status.SUBMITTED, Query.Status.SKIPPED])
@@ -322,7 +322,7 @@ def annotator_throughput(*, project: Project) -> list[AnnotatorThroughput]:
         name = query.assignee.get_username() if query.assignee else submitted_authors.get(query.pk)
         if not name:
             continue
-        entry = per_user.setdefault(name, {"times": [], "submitted": 0, "skipped": 0, "pixels": 0})
+        entry = per_user.setdefault(name, {"times": [], "submitted": 0, "skipped": 0})
         if query.status == Query.Status.SKIPPED:
             entry["skipped"] += 1
             continue
@@ -331,7 +331,6 @@ def annotator_throughput(*, project: Project) -> list[AnnotatorThroughput]:
         seconds = query.time_spent_seconds or float(query.annotation_seconds or 0.0)
         entry["times"].append(seconds)
         entry["submitted"] += 1
-        entry["pixels"] += query.pixels
     rows = []
     for name, entry in sorted(per_user.items()):
         hours = sum(entry["times"]) / 3600
@@ -339,6 +338,6 @@ def annotator_throughput(*, project: Project) -> list[AnnotatorThroughput]:
             username=name, submitted=entry["submitted"], skipped=entry["skipped"], active_hours=hours,
             queries_per_hour=entry["submitted"] / hours if hours > 0 else None,
             median_seconds=statistics.median(entry["times"]) if entry["times"] else None,
-            labeled_pixels=entry["pixels"],
+            labeled_pixels=labeled.by_author.get(name, 0),
         ))
     return rows

@@ -9,6 +9,8 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from PIL import Image as PILImage
 
+from learning.selection.tiles import Tile, tile_containing
+
 from .imaging import InvalidImage, read_mask
 from .models import Annotation, Image, Project, Query, Round, Suggestion
 from .selectors import membership_role
@@ -43,6 +45,22 @@ def read_region(*, query: Query) -> np.ndarray | None:
     except (OSError, InvalidImage, PILImage.DecompressionBombError):
         return None
     return values > 0  # stored as 0 outside, 255 inside
+
+
+def query_tile(*, query: Query) -> Tile | None:
+    """The tile a query of a large image is labeled on; None when the page shows the whole image.
+
+    A query is labeled on a tile when its image is above ``MASKLOOP_TILE_PIXELS``
+    and its region lies inside one tile (as every query stored by
+    ``services.queries`` does); a whole-image query of a large image, e.g. a
+    validation image, is labeled whole.
+    """
+    from .services.superpixels import image_is_tiled, image_tiles  # services import this module
+
+    image = query.image
+    if not query.region_bbox or not image_is_tiled(width=image.width, height=image.height):
+        return None
+    return tile_containing(image_tiles(width=image.width, height=image.height), query.region_bbox)
 
 
 def image_latest_annotation(*, image: Image) -> Annotation | None:

@@ -12,7 +12,7 @@ from django.core.files.storage import default_storage
 from .models import Job
 from .services.errors import ServiceError
 from .services.job_progress import JobReporter, job_end_with_error
-from .services.jobs import job_log, job_progress, job_start, job_succeed
+from .services.jobs import job_fail, job_log, job_progress, job_start, job_succeed
 
 
 def _ended_early(job_id: int, error: Exception) -> str:
@@ -43,21 +43,24 @@ def import_dataset(*, job_id: int, domain: str, val_count: int = 0, archive: str
                                     progress=JobReporter(job_id).counter("import"))
     except Exception as exc:  # noqa: BLE001 - any end must reach the job row
         return _ended_early(job_id, exc)
-    lines = [f"skipped  {name}: {reason}" for name, reason in report.skipped]
-    lines += [f"rejected {name}: {reason}" for name, reason in report.rejected]
-    job_log(job_id=job_id, line="\n".join([report.summary(), *lines]))
-    job_succeed(job_id=job_id, message=report.summary())
+    job_log(job_id=job_id, line="\n".join(report.lines()))
+    if report.outcome == "failed":  # nothing came in: never a green "succeeded"
+        why = "no image files were found" if not report.images_found else "every image was rejected"
+        job_fail(job_id=job_id, error=f"{report.summary()}: {why} (the reasons are in the report)")
+    else:
+        note = " (see the report for the rejected files)" if report.outcome == "warnings" else ""
+        job_succeed(job_id=job_id, message=report.summary() + note, warnings=report.outcome == "warnings")
     return report.summary()
 
 
 @shared_task(name="annotator.export_dataset")
 def export_dataset(*, job_id: int, fmt: str, include_imported: bool = True) -> str:
-    from .services.exports import export_coco, export_masks, export_path, exports_prune
+    from .services.exports import EXPORT_FORMATS, export_path, exports_prune
 
     job = job_start(job_id=job_id)
     if job is None:
         return "gone"
-    writer = {"masks": export_masks, "coco": export_coco}[fmt]
+    writer = EXPORT_FORMATS[fmt].write
     try:
         report = writer(project=job.project, dest=export_path(job=job, fmt=fmt), include_imported=include_imported,
                         progress=JobReporter(job_id).counter("export"))

@@ -185,6 +185,15 @@ MODELS_STORE_ROOT = Path(env_str("MODELS_STORE_ROOT", str(VAR_DIR / "models")))
 # --- Uploads and images ------------------------------------------------------
 # Images above this many pixels are rejected at import (decompression bombs).
 MASKLOOP_MAX_IMAGE_PIXELS = env_int("MASKLOOP_MAX_IMAGE_PIXELS", 40_000_000)
+# Images above this many pixels are queried and labeled as tiles of at most this size
+# (learning/selection/tiles.py); their masks stay whole-image in storage and exports.
+MASKLOOP_TILE_PIXELS = env_int("MASKLOOP_TILE_PIXELS", 4_000_000)
+# The labeling page shows a tile's surroundings from the whole image downscaled to this longest side.
+MASKLOOP_TILE_CONTEXT_SIDE = env_int("MASKLOOP_TILE_CONTEXT_SIDE", 1024)
+# Pools of at least this many shards (learning.selection.store.SHARD_SIZE images each) are scored by one
+# ``learning.score_shard`` task per shard on every worker of MASKLOOP_SCORING_QUEUE (0 = never).
+MASKLOOP_PARALLEL_SCORING_MIN_SHARDS = env_int("MASKLOOP_PARALLEL_SCORING_MIN_SHARDS", 4)
+MASKLOOP_SCORING_QUEUE = env_str("MASKLOOP_SCORING_QUEUE", "default")
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024)
 # Server folders leads may import from (staff may import from anywhere), and the
 # largest upload or folder an import accepts.
@@ -238,9 +247,11 @@ MASKLOOP_INIT_CHECKPOINT_ROOTS = env_list("MASKLOOP_INIT_CHECKPOINT_ROOTS", [str
 
 # --- REST framework ----------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes an anonymous request a 401 (DRF answers 403 when the
+    # first class has no such header, as session authentication has not). Either kind of credentials works.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -305,9 +316,19 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# One handler, on the root logger: every line is printed once. Django's own default config gives
+# the "django" logger a console handler of its own (in DEBUG) that would print each of its lines a
+# second time through the root's; here "django" only propagates. A refused request (403, 404) is one
+# line, without the traceback Django attaches to it (config/log_filters.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"no_traceback_for_4xx": {"()": "config.log_filters.NoTracebackForClientErrors"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"handlers": [], "filters": ["no_traceback_for_4xx"], "propagate": True},
+    },
 }

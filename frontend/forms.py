@@ -4,9 +4,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 
-from annotator.models import Image, Membership, Project
+from annotator.models import Image, Membership, Project, hex_color
+from annotator.services.exports import EXPORT_FORMATS
 from annotator.services.init_checkpoints import init_checkpoint_choices
-from annotator.services.projects import DEFAULT_PALETTE, ClassSpec, default_hotkey
+from annotator.services.projects import ClassSpec, class_specs_complete
+
+HEX_COLOR = hex_color.regex  # the model's own rule for a class colour
 
 SETTINGS_GROUPS = (
     ("Budget and schedule", ("query_unit", "budget_unit", "budget_per_round", "rounds_total", "validation_images")),
@@ -17,12 +20,14 @@ SETTINGS_GROUPS = (
                                                         "consistency_training", "pixel_contrastive",
                                                         "ssl_pretraining")),
     ("Suggestions", ("suggestion_precision",)),
+    ("Review and agreement", ("review_mode", "review_sample_percent", "training_source", "review_blocks_round",
+                              "agreement_percent", "agreement_threshold", "agreement_boundary_px")),
 )
 
 SETTINGS_COLUMNS = (
     ("Budget and schedule", "Suggestions"),
     ("Selection strategy", "Domain adaptation and label-efficient training"),
-    ("Model",),
+    ("Model", "Review and agreement"),
 )
 
 HELP = {
@@ -36,6 +41,8 @@ HELP = {
                             "pixels; the rest stays for the annotator (0.95 = 95 %).",
     "pretrained": "Where round 0's backbone starts. ImageNet weights come from torch's cache ($TORCH_HOME), "
                   "downloaded once when the machine is online; the dashboard says which start was used.",
+    "consistency_training": "Mean-teacher weak-to-strong consistency on unlabeled target images. Round 0 trains "
+                            "without it (its teacher needs a trained model to copy); it joins from round 1 on.",
     "validation_images": "When no validation masks were imported, this many target images are set aside at the "
                          "start and labeled like any query; they never train the model. mIoU shows from 5 on.",
 }
@@ -57,19 +64,23 @@ class ProjectCreateForm(forms.Form):
         return name
 
     def clean_classes(self) -> list[ClassSpec]:
-        specs = []
-        for line in self.cleaned_data["classes"].splitlines():
+        entries, problems = [], []
+        for number, line in enumerate(self.cleaned_data["classes"].splitlines(), start=1):
             parts = line.split()
             if not parts:
                 continue
-            color = parts[-1] if len(parts) > 1 and parts[-1].startswith("#") else None
+            color = parts[-1] if parts[-1].startswith("#") else None
+            if color is not None and not HEX_COLOR.fullmatch(color):
+                problems.append(f"line {number}: {color!r} is not a colour like #1f77b4 (# and six hex digits)")
             name = " ".join(parts[:-1] if color else parts)
-            index = len(specs)
-            specs.append(ClassSpec(index, name, color or DEFAULT_PALETTE[index % len(DEFAULT_PALETTE)],
-                                   default_hotkey(index)))
-        if len(specs) == 1:
+            if not name:
+                problems.append(f"line {number}: a class needs a name before its colour")
+            entries.append({"name": name, "color": color})
+        if problems:
+            raise forms.ValidationError([p[0].upper() + p[1:] + "." for p in problems])
+        if len(entries) == 1:
             raise forms.ValidationError("A segmentation project needs at least two classes.")
-        return specs
+        return class_specs_complete(entries)
 
 
 class ProjectSettingsForm(forms.ModelForm):
@@ -94,6 +105,10 @@ class ProjectSettingsForm(forms.ModelForm):
             "consistency_training": "Consistency training", "pixel_contrastive": "Pixel contrastive loss",
             "ssl_pretraining": "Self-supervised pretraining", "suggestion_precision": "Suggestion precision target",
             "pretrained": "Pretrained backbone", "validation_images": "Validation images to label in the app",
+            "review_mode": "Review", "review_sample_percent": "Sample reviewed (%)",
+            "training_source": "What trains the model", "review_blocks_round": "Round closing waits for reviews",
+            "agreement_percent": "Queries labeled twice (%)", "agreement_threshold": "Agreement threshold (mIoU)",
+            "agreement_boundary_px": "Boundary tolerance (px)",
         }
 
     def __init__(self, *args, locked: frozenset[str] = frozenset(), **kwargs):
@@ -124,7 +139,7 @@ class ProjectSettingsForm(forms.ModelForm):
 
 class ClassForm(forms.Form):
     name = forms.CharField(max_length=64)
-    color = forms.CharField(max_length=7, widget=forms.TextInput(attrs={"type": "color"}))
+    color = forms.CharField(max_length=7, validators=[hex_color], widget=forms.TextInput(attrs={"type": "color"}))
     hotkey = forms.CharField(max_length=1, required=False, widget=forms.TextInput(attrs={"size": 2}))
 
 
@@ -162,6 +177,6 @@ class ImportForm(forms.Form):
 
 
 class ExportForm(forms.Form):
-    format = forms.ChoiceField(choices=[("masks", "Masks (zip of index PNGs)"), ("coco", "COCO JSON (RLE)")])
+    format = forms.ChoiceField(choices=[(name, fmt.label) for name, fmt in EXPORT_FORMATS.items()])
     include_imported = forms.BooleanField(required=False, initial=True,
                                           label="Include imported ground truth (source, validation)")

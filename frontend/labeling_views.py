@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST, require_safe
 from annotator.api.labeling_serializers import QueryDetailSerializer
 from annotator.models import Project
 from annotator.selectors import membership_role
+from annotator.selectors_jobs import round_progress
 from annotator.selectors_labeling import labeling_queue, query_get_for_member
 from annotator.services.errors import Conflict
 from annotator.services.labeling import query_claim_check, query_next
@@ -31,7 +32,9 @@ def queue(request: HttpRequest, project_pk: int) -> HttpResponse:
         messages.info(request, done or "Nothing more to label right now.")
         return redirect("labeling-queue-page", project_pk=project.pk)
     summary = labeling_queue(project=project, user=request.user)
-    return render(request, "frontend/labeling/queue.html", {"project": project, "role": role, "summary": summary})
+    progress = round_progress(round_=summary.round) if summary.round is not None else None
+    return render(request, "frontend/labeling/queue.html",
+                  {"project": project, "role": role, "summary": summary, "progress": progress})
 
 
 @login_required
@@ -42,7 +45,8 @@ def start(request: HttpRequest, project_pk: int) -> HttpResponse:
     query = query_next(project=project, user=request.user)
     if query is None:
         summary = labeling_queue(project=project, user=request.user)
-        messages.info(request, "Every open query is being labeled by someone else; try again in a moment."
+        messages.info(request, "The project is archived: nothing is handed out to label." if project.archived_at
+                      else "Every open query is being labeled by someone else; try again in a moment."
                       if summary.is_labeling and summary.pending else "Nothing to label right now.")
         return redirect("labeling-queue-page", project_pk=project.pk)
     return redirect("labeling-page", project_pk=project.pk, query_pk=query.pk)

@@ -1,7 +1,11 @@
-"""Dashboard charts: matplotlib (Agg) figures of a ProjectMetrics, returned as PNG bytes.
+"""Dashboard charts as PNG files for reports: matplotlib (Agg) drawings of the page's chart specs.
 
-Pure functions of the metrics record: no request, no database. ``Figure`` is
-used directly (not pyplot), so concurrent requests never share global state.
+The dashboard draws its charts in the browser (lead/charts.js) from the
+records of :mod:`frontend.lead_chart_data`; the "Download PNG" link under each
+one lands here and draws the *same* record, so the file and the page never
+disagree. The legend goes below the plot, outside the axes, so it covers no
+data. Per-class IoU, which the dashboard shows as a table, has its heatmap here.
+``Figure`` is used directly (not pyplot), so concurrent requests share no state.
 """
 from __future__ import annotations
 
@@ -18,8 +22,11 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from annotator.selectors import ProjectMetrics  # noqa: E402
 
-BLUE, ORANGE, GREEN, GREY, RED = "#2563eb", "#ea580c", "#16a34a", "#6b7280", "#dc2626"
-SIZE = (6.4, 3.3)
+from .lead_chart_data import GREY, SPECS, ChartSpec, Series  # noqa: E402
+
+SIZE = (6.4, 3.6)
+LINESTYLES = {"solid": "-", "dashed": "--", "dotted": ":"}
+MARKERS = {"circle": "o", "square": "s", "triangle": "^", "none": None}
 
 
 def _plain(text: str) -> str:
@@ -44,56 +51,58 @@ def _png(figure: Figure) -> bytes:
 
 
 def _empty(axes, text: str) -> None:
-    axes.text(0.5, 0.5, text, ha="center", va="center", color=GREY, transform=axes.transAxes, fontsize=11)
+    axes.text(0.5, 0.5, text, ha="center", va="center", color=GREY, transform=axes.transAxes, fontsize=11,
+              wrap=True)
     axes.set_xticks([])
     axes.set_yticks([])
     axes.spines[:].set_visible(False)
 
 
-def miou_chart(metrics: ProjectMetrics) -> bytes:
-    """mIoU of every round's model on the frozen validation images, round 0 as the baseline."""
-    figure, axes = _figure()
-    points = [(r.number, r.miou * 100) for r in metrics.rounds if r.miou is not None]
-    axes.set_title("Validation mIoU per round", loc="left", fontsize=11)
-    if not points:
-        _empty(axes, "No evaluated model yet: it appears once a model is trained\nand validation images are labeled.")
-        return _png(figure)
-    x, y = zip(*points)
-    axes.plot(x, y, marker="o", color=BLUE, linewidth=2, label="mIoU")
-    accuracy = [(r.number, r.pixel_accuracy * 100) for r in metrics.rounds if r.pixel_accuracy is not None]
-    if accuracy:
-        axes.plot(*zip(*accuracy), marker=".", linestyle=":", color=GREY, label="pixel accuracy")
-    if metrics.baseline_miou is not None:
-        axes.axhline(metrics.baseline_miou * 100, color=ORANGE, linestyle="--", linewidth=1.2,
-                     label="round 0 baseline (no target labels)")
-    for xi, yi in points:
-        axes.annotate(f"{yi:.1f}", (xi, yi), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
-    axes.set_xticks(list(x))
-    axes.set_xlabel("round (model trained at its start)")
-    axes.set_ylabel("%")
-    axes.set_ylim(0, max(100 if accuracy else max(y) * 1.25, 10))
-    axes.legend(fontsize=8, loc="lower right", frameon=False)
-    return _png(figure)
+def _draw_series(axes, series: Series, *, bar_slot: tuple[int, int] | None) -> None:
+    xs = [p.x for p in series.points]
+    ys = [p.y for p in series.points]
+    label = _plain(series.name)
+    if series.kind == "rule":
+        axes.axhline(ys[0], color=series.color, linestyle=LINESTYLES[series.style], linewidth=1.2, label=label)
+        return
+    if series.kind == "bar":
+        index, count = bar_slot
+        width = 0.72 / count
+        axes.bar([x - 0.36 + width * (index + 0.5) for x in xs], ys, width=width, color=series.color, label=label)
+        return
+    axes.plot(xs, ys, color=series.color, linestyle=LINESTYLES[series.style], marker=MARKERS[series.marker],
+              linewidth=2 if series.style == "solid" else 1.4, markersize=5, label=label)
+    for point in series.points if series.annotate else ():
+        text = f"{point.y:.1f}" if series.annotate == "value" else _plain(point.label.replace("round ", "R"))
+        axes.annotate(text, (point.x, point.y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8,
+                      color="#111827" if series.annotate == "value" else GREY)
 
 
-def efficiency_chart(metrics: ProjectMetrics) -> bytes:
-    """Label efficiency: mIoU against the share of target pixels humans have labeled."""
+def chart_figure(spec: ChartSpec) -> Figure:
+    """The spec drawn as a figure: title, axes as the spec says, the legend below the axes (outside them)."""
     figure, axes = _figure()
-    axes.set_title("Label efficiency", loc="left", fontsize=11)
-    points = [(r.labeled_target_fraction * 100, r.miou * 100, r.number) for r in metrics.rounds
-              if r.miou is not None and r.labeled_target_fraction is not None]
-    if not points:
-        _empty(axes, "Appears once a model has been evaluated.")
-        return _png(figure)
-    x, y, labels = zip(*points)
-    axes.plot(x, y, marker="o", color=GREEN, linewidth=2)
-    for xi, yi, label in points:
-        axes.annotate(f"R{label}", (xi, yi), textcoords="offset points", xytext=(5, -11), fontsize=8, color=GREY)
-    axes.set_xlabel("target pool pixels labeled by annotators (%)")
-    axes.set_ylabel("mIoU (%)")
-    axes.set_xlim(left=0, right=max(max(x) * 1.15, 1.0))
-    axes.set_ylim(0, max(max(y) * 1.25, 10))
-    return _png(figure)
+    axes.set_title(_plain(spec.title), loc="left", fontsize=11)
+    if not spec.has_data:
+        _empty(axes, spec.empty)
+        return figure
+    bars = [s for s in spec.series if s.kind == "bar"]
+    for series in spec.series:
+        _draw_series(axes, series, bar_slot=(bars.index(series), len(bars)) if series in bars else None)
+    if spec.x.ticks is not None:
+        axes.set_xticks([value for value, _ in spec.x.ticks], [_plain(text) for _, text in spec.x.ticks])
+    if spec.x.label:
+        axes.set_xlabel(_plain(spec.x.label))
+    axes.set_ylabel(_plain(spec.y.label))
+    if spec.x.min is not None:
+        axes.set_xlim(left=spec.x.min)
+    tallest = max(p.y for s in spec.series for p in s.points)
+    axes.set_ylim(spec.y.min if spec.y.min is not None else None,
+                  spec.y.max if spec.y.max is not None else max(tallest * 1.2, 1e-9))
+    if any(s.kind == "line" for s in spec.series) and spec.y.max is not None:
+        axes.set_ylim(top=spec.y.max * 1.06)  # room for the annotations above 100 %
+    if len(spec.series) > 1:
+        figure.legend(loc="outside lower center", ncols=min(3, len(spec.series)), fontsize=8, frameon=False)
+    return figure
 
 
 def per_class_chart(metrics: ProjectMetrics) -> bytes:
@@ -122,57 +131,12 @@ def per_class_chart(metrics: ProjectMetrics) -> bytes:
     return _png(figure)
 
 
-def budget_chart(metrics: ProjectMetrics) -> bytes:
-    """Per round: pixels planned (the selected queries) against pixels submitted, in % of the target pool."""
-    figure, axes = _figure()
-    axes.set_title("Budget per round: planned vs labeled", loc="left", fontsize=11)
-    rows = [r for r in metrics.rounds if r.budget_planned_pixels or r.budget_spent_pixels]
-    if not rows:
-        _empty(axes, "No queries selected yet.")
-        return _png(figure)
-    pool = metrics.target_pool_pixels
-    scale, unit = (100 / pool, "% of target pool pixels") if pool else (1e-6, "megapixels")
-    x = np.arange(len(rows))
-    axes.bar(x - 0.18, [r.budget_planned_pixels * scale for r in rows], width=0.36, color="#bfdbfe",
-             label="planned")
-    axes.bar(x + 0.18, [r.budget_spent_pixels * scale for r in rows], width=0.36, color=BLUE, label="labeled")
-    axes.set_xticks(x, [f"round {r.number}" for r in rows])
-    axes.set_ylabel(unit)
-    axes.legend(fontsize=8, frameon=False)
-    return _png(figure)
+def _spec_png(build: Callable[[ProjectMetrics], ChartSpec]) -> Callable[[ProjectMetrics], bytes]:
+    return lambda metrics: _png(chart_figure(build(metrics)))
 
 
-def suggestion_chart(metrics: ProjectMetrics) -> bytes:
-    """How good the pre-filled suggestions are: precision, coverage, and Dice against the submitted masks."""
-    figure, axes = _figure()
-    axes.set_title("Suggestions per round", loc="left", fontsize=11)
-    series = [
-        ("median Dice (suggestion vs submitted)", "suggestion_dice_median", GREEN, "o"),
-        ("precision", "suggestion_precision", BLUE, "s"),
-        ("coverage (share pre-filled)", "suggestion_coverage", ORANGE, "^"),
-    ]
-    drawn = False
-    for label, attribute, color, marker in series:
-        points = [(r.number, getattr(r, attribute) * 100) for r in metrics.rounds
-                  if getattr(r, attribute) is not None]
-        if points:
-            axes.plot(*zip(*points), marker=marker, color=color, linewidth=1.8, label=label)
-            drawn = True
-    if not drawn:
-        _empty(axes, "No suggestions yet.")
-        return _png(figure)
-    axes.set_xticks([r.number for r in metrics.rounds])
-    axes.set_xlabel("round")
-    axes.set_ylabel("%")
-    axes.set_ylim(0, 105)
-    axes.legend(fontsize=8, loc="lower right", frameon=False)
-    return _png(figure)
-
-
+# Every PNG the dashboard links to: its charts (drawn from the same specs as the page) and the per-class heatmap.
 CHARTS: dict[str, Callable[[ProjectMetrics], bytes]] = {
-    "miou": miou_chart,
-    "efficiency": efficiency_chart,
+    **{name: _spec_png(build) for name, build in SPECS.items()},
     "per-class": per_class_chart,
-    "budget": budget_chart,
-    "suggestions": suggestion_chart,
 }

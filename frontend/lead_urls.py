@@ -21,4 +21,6 @@ urlpatterns = [
     path("projects/<int:pk>/models/<int:version_pk>/promote/", views.model_version_promote_view,
          name="modelversion-promote"),
     path("projects/<int:pk>/export/", views.project_export_view, name="project-export"),
+    path("projects/<int:pk>/archive/", views.project_archive_view, name="project-archive"),
+    path("projects/<int:pk>/delete/", views.project_delete_view, name="project-delete"),
 ]

@@ -28,14 +28,15 @@ from annotator.selectors import (
     IMAGE_STATUSES, image_list_with_status, image_overlays, image_split_counts, image_status_counts, job_error_for,
     job_list, membership_list, membership_role, project_metrics, round_current, validation_progress,
 )
+from annotator.selectors_jobs import job_cancel_question, round_progress
 from annotator.services.errors import ServiceError
 from annotator.services.exports import export_file, export_start
 from annotator.services.image_requests import image_request_label, image_request_refusal
 from annotator.services.images import image_import_start, image_set_split
 from annotator.services.jobs import job_cancel_request
 from annotator.services.projects import (
-    ClassSpec, membership_remove, membership_set, project_create, project_locked_settings, project_may_create,
-    project_set_classes, project_update,
+    ClassSpec, membership_remove, membership_set, project_create, project_delete, project_locked_settings,
+    project_may_create, project_set_archived, project_set_classes, project_update,
 )
 from annotator.services.rounds import job_retry, project_readiness, project_start, round_close
 from annotator.services.uploads import UPLOAD_SPLITS
@@ -44,10 +45,7 @@ from models_store.selectors import model_version_current
 from models_store.services import model_version_promote
 
 from . import forms
-
-# The dashboard's charts, in page order (frontend.lead_charts.CHARTS draws them). matplotlib
-# is imported by the chart view only, so no other page pays for loading it.
-CHART_NAMES = ("miou", "efficiency", "per-class", "budget", "suggestions")
+from .lead_chart_data import chart_specs
 
 
 def lead_project(request: HttpRequest, pk: int) -> Project:
@@ -354,6 +352,39 @@ def project_export_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(reverse("project-dashboard", kwargs={"pk": pk}) + "#exports")
 
 
+@login_required
+@require_POST
+def project_archive_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Archive (action=archive) or bring back (action=unarchive) a project."""
+    project = lead_project(request, pk)
+    archived = request.POST.get("action", "archive") == "archive"
+    try:
+        project_set_archived(project=project, archived=archived)
+    except ServiceError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Archived {project.name}: it is read-only and listed apart on My projects."
+                         if archived else f"{project.name} is back among your projects.")
+    return _back(request, project, "project-settings")
+
+
+@login_required
+@require_POST
+def project_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete a project for good, once the lead typed its name (the page asks again before sending)."""
+    project = lead_project(request, pk)
+    if request.POST.get("confirm_name", "").strip() != project.name:
+        messages.error(request, "Type the project's name exactly to delete it; nothing was deleted.")
+        return redirect("project-settings", pk=pk)
+    try:
+        project_delete(project=project, user=request.user)
+    except ServiceError as exc:
+        messages.error(request, str(exc))
+        return redirect("project-settings", pk=pk)
+    messages.success(request, f"Deleted {project.name} with its images, labels, models and exports.")
+    return redirect("home")
+
+
 # --- Dashboard ------------------------------------------------------------------------------------------------
 
 
@@ -371,7 +402,7 @@ def project_dashboard_view(request: HttpRequest, pk: int) -> HttpResponse:
     baseline = metrics.baseline_miou
     rounds = [
         {"m": r, "delta": (r.miou - baseline) if r.miou is not None and baseline is not None else None,
-         "spent_share": r.budget_spent_pixels / r.budget_planned_pixels if r.budget_planned_pixels else None}
+         "spent_share": r.labeled_pixels / r.budget_planned_pixels if r.budget_planned_pixels else None}
         for r in metrics.rounds
     ]
     per_class = [
@@ -382,15 +413,19 @@ def project_dashboard_view(request: HttpRequest, pk: int) -> HttpResponse:
     for job in jobs:
         job.download_ready = job.kind == Job.Kind.EXPORT and export_file(job=job) is not None
         job.error_shown = job_error_for(job=job, user=request.user)  # the traceback for staff only
-    labeled = metrics.rounds[-1].labeled_target_fraction if metrics.rounds else None
+        job.cancel_question = job_cancel_question(job=job)
+    current = round_current(project=project)
     return _render(
         request, "dashboard.html", project, "dashboard",
         metrics=metrics, rounds=rounds, per_class=per_class, jobs=jobs,
-        current=round_current(project=project), readiness=project_readiness(project=project),
-        started=project.has_started, labeled_fraction=labeled, validation=validation_progress(project=project),
+        current=current, current_progress=round_progress(round_=current) if current else None,
+        readiness=project_readiness(project=project),
+        started=project.has_started, labeled_fraction=metrics.labeled_fraction,
+        validation=validation_progress(project=project),
         model_versions=ModelVersion.objects.filter(project=project).select_related("round").order_by("-version"),
         **_serving_context(project),
-        chart_names=CHART_NAMES, export_form=forms.ExportForm(), charts_key=_fingerprint(metrics)[:12],
+        charts=[spec.to_dict() for spec in chart_specs(metrics)], export_form=forms.ExportForm(),
+        charts_key=_fingerprint(metrics)[:12],
     )
 
 
@@ -418,7 +453,8 @@ def _fingerprint(metrics) -> str:
 
 @login_required
 def project_chart_view(request: HttpRequest, pk: int, name: str) -> HttpResponse:
-    from .lead_charts import CHARTS
+    """A dashboard chart as a PNG for reports (the page itself draws them in the browser)."""
+    from .lead_charts import CHARTS  # matplotlib: loaded by this view only, no other page pays for it
 
     project = lead_project(request, pk)
     if name not in CHARTS:

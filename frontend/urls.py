@@ -9,5 +9,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     # Annotator pages (queue, labeling) and lead pages (settings, dashboard) live in their own modules.
     path("", include("frontend.labeling_urls")),
+    path("", include("frontend.review_urls")),
     path("", include("frontend.lead_urls")),
 ]

@@ -18,7 +18,9 @@ def home(request: HttpRequest) -> HttpResponse:
     leads_any = request.user.is_staff or any(p.role == Membership.Role.LEAD for p in projects)
     # Annotators who lead nothing are not offered the button unless they were given the permission.
     can_create = project_may_create(request.user) and (leads_any or request.user.has_perm("annotator.add_project"))
-    return render(request, "frontend/home.html", {"projects": projects, "can_create": can_create})
+    return render(request, "frontend/home.html", {
+        "projects": [p for p in projects if p.archived_at is None],
+        "archived": [p for p in projects if p.archived_at is not None], "can_create": can_create})
 
 
 class LoginView(auth_views.LoginView):

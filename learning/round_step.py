@@ -5,8 +5,8 @@ pixels already sent to annotators), the model's predictions on the
 validation images and the project's selection settings,
 :func:`propose_round` returns one plain :class:`RoundProposal`: the queries
 to ask, each with its pre-filled suggestion, and what was measured on the
-way. It neither reads nor writes rows or files (bar the optional score
-cache), so the app's selection worker and every benchmark simulator call
+way. It neither reads nor writes rows or files (bar the selection store in the
+optional score cache), so the app's selection worker and every benchmark simulator call
 this same function: the worker stores the proposal as Query and Suggestion
 rows for people to answer, a simulator answers it with an oracle.
 
@@ -14,7 +14,9 @@ rows for people to answer, a simulator answers it with an oracle.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,15 +27,16 @@ from learning.inference import predict
 from learning.progress import ProgressFn, StopFn, check_stop, report
 from learning.selection import (
     Budget,
-    PoolItem,
     QuerySpec,
     ScoreCache,
     SelectionParams,
-    score_pool,
-    select_queries,
     strategy_weight,
 )
 from learning.selection.resample import resize_bilinear
+from learning.selection.scoring import iter_scores
+from learning.selection.store import SummarySpec, SummaryStore
+from learning.selection.strategies import select_from_table
+from learning.selection.streaming import load_table, score_into_store
 from learning.suggestions import (
     Suggestion,
     SuggestionQuality,
@@ -139,6 +142,34 @@ class RoundProposal:
         }
 
 
+def summary_spec(settings: SelectionSettings, pool_size: int) -> SummarySpec:
+    """How :func:`propose_round` scores and summarises a pool of ``pool_size`` images with these settings.
+
+    Scoring workers that fill the store ahead of the round step
+    (:func:`learning.selection.streaming.score_shard`) use the same spec, so
+    their shards are the ones the round step looks for.
+    """
+    from learning.selection import store
+
+    params = settings.params()
+    return SummarySpec(
+        measure=settings.measure, size=settings.size, unit=settings.unit, num_classes=settings.num_classes,
+        context=params.context, rarity=params.rarity_power > 0, batch_size=settings.batch_size,
+        keep_features=SummarySpec.keep_for_pool(pool_size, params.max_shortlist) if settings.unit == "region" else None,
+        shard_size=store.SHARD_SIZE,
+    )
+
+
+@contextmanager
+def _summary_store(cache: ScoreCache | None, spec: SummarySpec) -> Iterator[SummaryStore]:
+    """The model version's selection store in the score cache, or a temporary one without a cache."""
+    if cache is not None:
+        yield cache.summaries(spec)
+        return
+    with tempfile.TemporaryDirectory(prefix="maskloop-summaries-") as directory:
+        yield SummaryStore(directory, spec)
+
+
 def selection_seed(seed: int, round_index: int) -> int:
     """The random stream of one round's selection: the same for the app (seed 0) and a simulator's seed 0."""
     return int(seed) * 1000 + int(round_index)
@@ -183,6 +214,14 @@ def propose_round(
     choices (:func:`selection_seed`). Raises
     :class:`learning.progress.Cancelled` between phases when
     ``should_stop()`` turns True.
+
+    Memory stays flat as the pool grows: scoring streams over the pool and
+    keeps per image only its selection summary, in the selection store of
+    ``cache`` (a temporary one without), shard by shard; shards already
+    there for the same labels are not scored again (so shards scored by
+    other workers, :func:`learning.selection.streaming.score_shard`, are
+    merged here). Only the queried images are scored again, for their
+    suggestions.
     """
     background = sorted(int(c) for c in background_classes)
     report(progress, "calibrate", 0, 1)
@@ -194,28 +233,27 @@ def propose_round(
         val_quality = quality if val_quality is None else val_quality + quality
     check_stop(should_stop, "selection")
 
-    samples = [Sample(image=entry.image, key=entry.key) for entry in pool]
-    scores = score_pool(model, samples, measure=settings.measure, size=settings.size,
-                        batch_size=settings.batch_size, device=device, cache=cache)
-    report(progress, "score", len(scores), len(scores))
-    check_stop(should_stop, "selection")
-
-    items = []
-    for number, (entry, score) in enumerate(zip(pool, scores), start=1):
-        region_map = regions(entry.key) if regions is not None and settings.unit == "region" else None
-        items.append(PoolItem(score=score, regions=region_map, labels=entry.labels, queried=entry.queried))
-        if region_map is not None:
-            report(progress, "superpixels", number, len(pool))
-    check_stop(should_stop, "selection")
-
     params = settings.params()
-    specs = select_queries(items, settings.budget, settings.strategy, unit=settings.unit, round_index=round_index,
-                           val_miou=val_miou, params=params, seed=selection_seed(seed, round_index))
+    region_fn = regions if regions is not None and settings.unit == "region" else None
+    with _summary_store(cache, summary_spec(settings, len(pool))) as store:
+        # Streams over the pool: per image only its summary stays (on disk), never its full maps.
+        score_into_store(model, pool, store, regions=region_fn, device=device, progress=progress,
+                         should_stop=should_stop)
+        check_stop(should_stop, "selection")
+        report(progress, "superpixels", len(pool), len(pool))
+        table = load_table(pool, store, model=model, regions=region_fn, device=device)
+        specs = select_from_table(table, settings.budget, settings.strategy, round_index=round_index,
+                                  val_miou=val_miou, params=params, seed=selection_seed(seed, round_index))
+    report(progress, "suggest", 0, len(specs))
     weight = strategy_weight(settings.strategy, round_index=round_index, val_miou=val_miou, params=params)
-    by_key = {score.key: score for score in scores}
+    # Suggestions need the full maps: score the handful of queried images again.
+    position = {entry.key: i for i, entry in enumerate(pool)}
+    queried = [pool[position[spec.key]] for spec in specs]
+    records = iter_scores(model, [Sample(image=entry.image, key=entry.key) for entry in queried],
+                          measure=settings.measure, size=settings.size, batch_size=settings.batch_size,
+                          device=device, cache_images=False)
     queries = []
-    for number, spec in enumerate(specs, start=1):
-        score = by_key[spec.key]
+    for number, (spec, score) in enumerate(zip(specs, records), start=1):
         suggestion = make_suggestion(pred=score.pred, confidence=score.confidence, thresholds=thresholds,
                                      region_mask=spec.mask if spec.region_ids is not None else None,
                                      size=spec.mask.shape)

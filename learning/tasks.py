@@ -6,7 +6,8 @@ rows). Task names and queues are part of the deployment (workers subscribe
 to queues by name): keep them.
 
 Training runs on the ``training`` queue (GPU workers where there are any);
-selection and suggestions on ``default``. Every task is safe to deliver twice:
+selection and suggestions on ``default``, and so do the shard tasks that score
+a large pool on several workers at once (``MASKLOOP_SCORING_QUEUE``). Every task is safe to deliver twice:
 the services check the round's state and rely on unique constraints. When a
 worker starts it re-queues the round jobs its previous process was running
 (killed mid-training) and any whose worker has been silent for too long.
@@ -49,6 +50,19 @@ def round_select(self, *, job_id: int) -> str:
     from annotator.services.round_jobs import round_select_run
 
     return round_select_run(job_id=job_id, worker=self.request.hostname or "")
+
+
+@shared_task(name="learning.score_shard", bind=True, acks_late=True, reject_on_worker_lost=True)
+def score_shard(self, *, job_id: int, shard: int) -> str:
+    """Score one shard of a round's pool into its selection store (sent by the round's selection task).
+
+    Acknowledged only when done: if the worker dies mid-shard the broker
+    delivers the message again and only this shard is redone (a shard is
+    written atomically and skipped when already stored for the same labels).
+    """
+    from annotator.services.round_selection import score_round_shard
+
+    return score_round_shard(job_id=job_id, shard=shard)
 
 
 @worker_ready.connect

@@ -42,7 +42,8 @@ class Answer:
 
 
 def _latest(exc: labeling.StaleVersion) -> dict:
-    return {"latest": AnnotationVersionSerializer(exc.latest).data if exc.latest else None}
+    return {"latest": AnnotationVersionSerializer(exc.latest).data if exc.latest else None,
+            "same_user": exc.same_user}
 
 
 def _kept_draft(exc: labeling.RoundClosed) -> dict:

@@ -6,7 +6,8 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from ..models import Annotation, Query
-from ..selectors_labeling import image_latest_annotation, query_suggestion
+from ..selectors_labeling import query_suggestion, query_tile
+from ..selectors_review import query_latest_annotation
 from .serializers import QUERY_KIND_HELP, LabelClassSerializer
 
 
@@ -41,6 +42,10 @@ class QueryDetailSerializer(serializers.ModelSerializer):
     region = serializers.SerializerMethodField()
     superpixels_url = serializers.SerializerMethodField()
     lock_seconds = serializers.SerializerMethodField()
+    tile = serializers.SerializerMethodField(help_text=(
+        "Null unless the query is labeled on a tile of a large image: then the image, masks, suggestion, "
+        "region and superpixels are the tile's crop (image width/height are the tile's), the mask you save is "
+        "the tile's, and context_url is the whole image downscaled"))
     urls = serializers.SerializerMethodField()
 
     class Meta:
@@ -48,15 +53,31 @@ class QueryDetailSerializer(serializers.ModelSerializer):
         fields = [
             "id", "project", "round", "kind", "status", "assignee", "locked_until", "pixels", "score", "priority",
             "time_spent_seconds", "image", "classes", "annotation", "base_version", "suggestion", "region",
-            "superpixels_url", "lock_seconds", "urls",
+            "superpixels_url", "lock_seconds", "tile", "urls",
         ]
         read_only_fields = fields
 
     def _latest(self, query: Query) -> Annotation | None:
         cache = self.context.setdefault("_latest", {})
         if query.pk not in cache:
-            cache[query.pk] = image_latest_annotation(image=query.image)
+            cache[query.pk] = query_latest_annotation(query=query)  # agreement copies do not see each other
         return cache[query.pk]
+
+    def _tile(self, query: Query):
+        cache = self.context.setdefault("_tile", {})
+        if query.pk not in cache:
+            cache[query.pk] = query_tile(query=query)
+        return cache[query.pk]
+
+    def get_tile(self, query: Query) -> dict | None:
+        tile = self._tile(query)
+        if tile is None:
+            return None
+        return {
+            "index": tile.index, "box": list(tile.box),
+            "image_width": query.image.width, "image_height": query.image.height,
+            "context_url": reverse("labeling-query-context", args=[query.pk]),
+        }
 
     def get_project(self, query: Query) -> dict:
         return {"id": query.round.project_id, "name": query.round.project.name}
@@ -65,9 +86,10 @@ class QueryDetailSerializer(serializers.ModelSerializer):
         return {"id": query.round_id, "number": query.round.number, "state": query.round.state}
 
     def get_image(self, query: Query) -> dict:
-        image = query.image
+        image, tile = query.image, self._tile(query)
         return {
-            "id": image.pk, "name": image.original_name, "width": image.width, "height": image.height,
+            "id": image.pk, "name": image.original_name,
+            "width": tile.width if tile else image.width, "height": tile.height if tile else image.height,
             "url": reverse("labeling-query-image", args=[query.pk]),
         }
 
@@ -76,7 +98,13 @@ class QueryDetailSerializer(serializers.ModelSerializer):
 
     def get_annotation(self, query: Query) -> dict | None:
         latest = self._latest(query)
-        return AnnotationVersionSerializer(latest).data if latest else None
+        if latest is None:
+            return None
+        data = AnnotationVersionSerializer(latest).data
+        tile = self._tile(query)
+        if tile is not None:  # the tile's part of the whole-image version
+            data["mask_url"] += "?box=" + ",".join(map(str, tile.box))
+        return data
 
     def get_base_version(self, query: Query) -> int:
         latest = self._latest(query)
@@ -90,6 +118,8 @@ class QueryDetailSerializer(serializers.ModelSerializer):
             "id": suggestion.pk,
             "model_version": suggestion.model_version.version,
             "coverage": suggestion.coverage,
+            # The model was confident about none of the query's pixels: nothing is pre-filled (its Dice is n/a).
+            "empty": suggestion.coverage <= 0,
             "mask_url": reverse("labeling-query-suggestion", args=[query.pk, "mask"]),
             "confidence_url": reverse("labeling-query-suggestion", args=[query.pk, "confidence"]),
         }
@@ -97,8 +127,11 @@ class QueryDetailSerializer(serializers.ModelSerializer):
     def get_region(self, query: Query) -> dict | None:
         if not query.region_mask:
             return None
+        bbox, tile = query.region_bbox, self._tile(query)
+        if tile is not None and bbox:  # in the tile's pixels, like every file of a tile query
+            bbox = [bbox[0] - tile.x0, bbox[1] - tile.y0, bbox[2] - tile.x0, bbox[3] - tile.y0]
         return {
-            "key": query.region_key, "bbox": query.region_bbox, "pixels": query.pixels,
+            "key": query.region_key, "bbox": bbox, "pixels": query.pixels,
             "mask_url": reverse("labeling-query-region", args=[query.pk]),
         }
 
@@ -178,3 +211,5 @@ class ConflictSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.ChoiceField(choices=["stale_version", "locked", "conflict"])
     latest = AnnotationVersionSerializer(required=False, allow_null=True)
+    same_user = serializers.BooleanField(
+        required=False, help_text="stale_version only: the latest version is your own, saved from another tab or window")

@@ -13,6 +13,7 @@ urlpatterns = [
     path("labeling/queries/<int:pk>/skip/", views.SkipView.as_view(), name="labeling-query-skip"),
     path("labeling/queries/<int:pk>/release/", views.ReleaseView.as_view(), name="labeling-query-release"),
     path("labeling/queries/<int:pk>/image/", views.QueryImageView.as_view(), name="labeling-query-image"),
+    path("labeling/queries/<int:pk>/context/", views.QueryContextView.as_view(), name="labeling-query-context"),
     path("labeling/queries/<int:pk>/region/", views.QueryRegionView.as_view(), name="labeling-query-region"),
     path("labeling/queries/<int:pk>/suggestion/<str:which>/", views.QuerySuggestionView.as_view(),
          name="labeling-query-suggestion"),

@@ -6,15 +6,21 @@ closed) become HTTP answers in :mod:`annotator.api.exceptions`, as for every API
 Media files are never served by URL of the storage: every image, mask and
 suggestion goes through a view that checks the requester belongs to the
 project (MEDIA_ROOT itself is not routed).
+
+A query labeled on a tile of a large image (``selectors_labeling.query_tile``)
+serves every file as the tile's crop, plus the whole image downscaled as
+context (the page's lower pyramid level).
 """
 from __future__ import annotations
 
+import io
 import mimetypes
 
 from django.conf import settings
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
+from PIL import Image as PILImage
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ParseError, ValidationError
@@ -24,10 +30,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from learning.selection.tiles import Tile
+
 from ..models import Annotation, Project, Query
-from ..selectors_labeling import labeling_queue, query_suggestion
+from ..selectors_labeling import labeling_queue, query_suggestion, query_tile
 from ..services import labeling
-from ..services.superpixels import image_superpixels
+from ..services.superpixels import encode_superpixels, image_superpixels
 from .labeling_serializers import (
     AnnotationVersionSerializer,
     ConflictSerializer,
@@ -83,7 +91,8 @@ class NextQueryView(APIView):
         if query is None:
             summary = labeling_queue(project=project, user=request.user)
             reason = (
-                "No queries are open: the model is training or selecting the next round."
+                "The project is archived: nothing is handed out to label." if project.archived_at is not None
+                else "No queries are open: the model is training or selecting the next round."
                 if not summary.is_labeling else "Every open query is being labeled by someone else."
                 if summary.pending else "All queries of this round are done."
             )
@@ -229,16 +238,84 @@ def _file_response(field, *, content_type: str | None = None, cache: str = IMMUT
     return response
 
 
+def _png_response(data: bytes, *, cache: str = IMMUTABLE) -> HttpResponse:
+    response = HttpResponse(data, content_type="image/png")
+    response["Cache-Control"] = cache
+    return response
+
+
+def _crop_response(field, box: tuple[int, int, int, int]) -> HttpResponse:
+    """The ``box`` ([x0, y0, x1, y1]) of a stored image or 8-bit mask as a lossless PNG, in its own mode."""
+    if not field:
+        raise Http404("no such file")
+    try:
+        with field.open("rb") as handle, PILImage.open(handle) as picture:
+            part = picture.crop(box)
+            buffer = io.BytesIO()
+            part.save(buffer, format="PNG", compress_level=1)
+    except (FileNotFoundError, OSError) as exc:
+        raise Http404("the file is missing from storage") from exc
+    return _png_response(buffer.getvalue())
+
+
+def _query_file(query: Query, field, *, content_type: str | None = None):
+    """A file of ``query`` as the page loads it: the tile's crop for a tile query, else the stored file."""
+    tile = query_tile(query=query)
+    if tile is None:
+        return _file_response(field, content_type=content_type)
+    return _crop_response(field, tile.box)
+
+
+def _box_param(request: Request, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """The optional ``?box=x0,y0,x1,y1`` of a mask request, checked against the image."""
+    raw = request.query_params.get("box")
+    if raw is None:
+        return None
+    try:
+        x0, y0, x1, y1 = (int(value) for value in raw.split(","))
+    except ValueError as exc:
+        raise ValidationError({"box": "give four integers x0,y0,x1,y1"}) from exc
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise ValidationError({"box": f"must lie inside the {width}×{height} image"})
+    return x0, y0, x1, y1
+
+
 class QueryImageView(QueryView):
-    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
-    def get(self, request: Request, pk: int) -> FileResponse:
-        return _file_response(self.get_query(pk).image.file)
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY},
+                   description="The image; for a tile query, the tile's crop as a PNG")
+    def get(self, request: Request, pk: int) -> FileResponse | HttpResponse:
+        query = self.get_query(pk)
+        return _query_file(query, query.image.file)
+
+
+class QueryContextView(QueryView):
+    """GET the whole image downscaled to ``MASKLOOP_TILE_CONTEXT_SIDE``: a tile's surroundings (404 unless tiled)."""
+
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY})
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        query = self.get_query(pk)
+        if query_tile(query=query) is None:
+            raise Http404("this query is labeled on its whole image")
+        side = settings.MASKLOOP_TILE_CONTEXT_SIDE
+        try:
+            with query.image.file.open("rb") as handle, PILImage.open(handle) as picture:
+                picture.draft("RGB", (side, side))  # a JPEG decodes straight at a reduced scale
+                small = picture.convert("RGB")
+                small.thumbnail((side, side), PILImage.Resampling.BILINEAR)
+                buffer = io.BytesIO()
+                small.save(buffer, format="JPEG", quality=85)
+        except (FileNotFoundError, OSError) as exc:
+            raise Http404("the file is missing from storage") from exc
+        response = HttpResponse(buffer.getvalue(), content_type="image/jpeg")
+        response["Cache-Control"] = IMMUTABLE
+        return response
 
 
 class QueryRegionView(QueryView):
-    @extend_schema(responses=PNG, description="255 inside the queried region, 0 outside")
-    def get(self, request: Request, pk: int) -> FileResponse:
-        return _file_response(self.get_query(pk).region_mask, content_type="image/png")
+    @extend_schema(responses=PNG, description="255 inside the queried region, 0 outside (a tile query: the tile's)")
+    def get(self, request: Request, pk: int) -> FileResponse | HttpResponse:
+        query = self.get_query(pk)
+        return _query_file(query, query.region_mask, content_type="image/png")
 
 
 class QuerySuggestionView(QueryView):
@@ -246,11 +323,12 @@ class QuerySuggestionView(QueryView):
     def get(self, request: Request, pk: int, which: str) -> FileResponse:
         if which not in ("mask", "confidence"):
             raise Http404("a suggestion has a mask and a confidence map")
-        suggestion = query_suggestion(query=self.get_query(pk))
+        query = self.get_query(pk)
+        suggestion = query_suggestion(query=query)
         if suggestion is None:
             raise Http404("this query has no suggestion")
         field = suggestion.mask if which == "mask" else suggestion.confidence
-        return _file_response(field, content_type="image/png")
+        return _query_file(query, field, content_type="image/png")
 
 
 class QuerySuperpixelsView(QueryView):
@@ -258,16 +336,25 @@ class QuerySuperpixelsView(QueryView):
 
     @extend_schema(responses=PNG)
     def get(self, request: Request, pk: int) -> FileResponse:
-        image = self.get_query(pk).image
-        image_superpixels(image=image)  # computes and stores them on first use
-        return _file_response(image.superpixels, content_type="image/png")
+        query = self.get_query(pk)
+        image = query.image
+        labels = image_superpixels(image=image)  # computes and stores them on first use
+        tile: Tile | None = query_tile(query=query)
+        if tile is None:
+            return _file_response(image.superpixels, content_type="image/png")
+        # Computed per tile (services/superpixels.py): the crop holds whole superpixels only.
+        return _png_response(encode_superpixels(labels[tile.slices]), cache="private, no-cache")
 
 
 class AnnotationMaskView(APIView):
     permission_classes = [IsAuthenticated, IsProjectMember]
 
-    @extend_schema(responses=PNG)
-    def get(self, request: Request, pk: int) -> FileResponse:
+    @extend_schema(responses=PNG, parameters=[OpenApiParameter(
+        "box", str, description="x0,y0,x1,y1: only this part of the mask (a tile)")])
+    def get(self, request: Request, pk: int) -> FileResponse | HttpResponse:
         annotation = get_object_or_404(Annotation.objects.select_related("image__project"), pk=pk)
         self.check_object_permissions(request, annotation)
+        box = _box_param(request, annotation.image.width, annotation.image.height)
+        if box is not None:  # a tile's part of the version (the labeling page of a tile query)
+            return _crop_response(annotation.mask, box)
         return _file_response(annotation.mask, content_type="image/png")

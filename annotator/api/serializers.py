@@ -8,6 +8,7 @@ from models_store.models import ModelVersion
 
 from ..models import Annotation, Image, Job, LabelClass, Membership, Project, Query, Round, Suggestion
 from ..selectors import job_error_for
+from ..selectors_jobs import job_badge, job_queue, job_timing_text, job_wait_note, round_progress
 from ..services.errors import ServiceError
 from ..services.exports import EXPORT_FORMATS
 from ..services.init_checkpoints import init_checkpoint_resolve
@@ -15,11 +16,18 @@ from ..services.projects import EDITABLE_FIELDS
 
 
 class LabelClassSerializer(serializers.ModelSerializer):
-    index = serializers.IntegerField(min_value=0, max_value=254)
+    """A class; on writes only the name is required: index, colour and hotkey default like the web form's."""
+
+    index = serializers.IntegerField(min_value=0, max_value=254, required=False,
+                                     help_text="Default: the class's position in the list.")
 
     class Meta:
         model = LabelClass
         fields = ["index", "name", "color", "hotkey"]
+        extra_kwargs = {
+            "color": {"required": False, "help_text": "#rrggbb; default: the palette colour of the index."},
+            "hotkey": {"required": False, "help_text": "One key; default 1..9, 0 (an empty string: none)."},
+        }
         # Uniqueness is checked across the whole list by project_set_classes.
         validators: list = []
 
@@ -29,6 +37,8 @@ PROJECT_SETTINGS = [
     "diversity_weight", "architecture", "adversarial_adaptation", "self_training", "consistency_training",
     "pixel_contrastive", "ssl_pretraining", "train_height", "train_width", "train_steps_initial",
     "train_steps_per_round", "init_checkpoint", "suggestion_precision", "pretrained", "validation_images",
+    "review_mode", "review_sample_percent", "training_source", "review_blocks_round", "agreement_percent",
+    "agreement_threshold", "agreement_boundary_px",
 ]
 assert set(PROJECT_SETTINGS) | {"name", "description"} == EDITABLE_FIELDS
 
@@ -41,9 +51,9 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["id", "name", "description", "state", "created_at", "role", "current_round", "classes",
-                  *PROJECT_SETTINGS]
-        read_only_fields = ["state", "created_at"]
+        fields = ["id", "name", "description", "state", "created_at", "archived_at", "role", "current_round",
+                  "classes", *PROJECT_SETTINGS]
+        read_only_fields = ["state", "created_at", "archived_at"]
         validators: list = []  # name uniqueness: the service says it in a sentence
 
     def validate_init_checkpoint(self, value: str) -> str:
@@ -66,7 +76,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 class ProjectUpdateSerializer(ProjectSerializer):
     class Meta(ProjectSerializer.Meta):
-        read_only_fields = ["state", "created_at", "classes"]
+        read_only_fields = ["state", "created_at", "archived_at", "classes"]
         extra_kwargs = {"name": {"required": False}}
 
 
@@ -161,12 +171,33 @@ class ExportSerializer(serializers.Serializer):
 class RoundSerializer(serializers.ModelSerializer):
     queries_total = serializers.IntegerField(read_only=True)
     queries_pending = serializers.IntegerField(read_only=True)
+    status = serializers.SerializerMethodField(
+        help_text='The state as people see it: "Training", "Training (queued)", "Training stopped" (its job was '
+                  'cancelled or failed: nothing runs until a retry), "Labeling", …')
+    status_detail = serializers.SerializerMethodField(
+        help_text="While training or selecting: progress with elapsed time and ETA, why it waits, or why nothing "
+                  "runs; empty otherwise.")
 
     class Meta:
         model = Round
-        fields = ["id", "project", "number", "state", "model_version", "budget_planned_pixels", "stats",
-                  "queries_total", "queries_pending", "created_at", "opened_at", "closed_at"]
+        fields = ["id", "project", "number", "state", "status", "status_detail", "model_version",
+                  "budget_planned_pixels", "stats", "queries_total", "queries_pending", "created_at", "opened_at",
+                  "closed_at"]
         read_only_fields = fields
+
+    def _progress(self, round_):
+        cache = self.context.setdefault("_round_progress", {})
+        if round_.pk not in cache:
+            cache[round_.pk] = round_progress(round_=round_)
+        return cache[round_.pk]
+
+    def get_status(self, round_) -> str:
+        progress = self._progress(round_)
+        return progress.label if progress else Round.State(round_.state).label
+
+    def get_status_detail(self, round_) -> str:
+        progress = self._progress(round_)
+        return progress.detail if progress else ""
 
 
 # Query.Kind as plain text: as an enum its name would collide with Job.Kind's in the schema.
@@ -176,11 +207,14 @@ QUERY_KIND_HELP = "label (trains the model) or validation (measures it, never tr
 class QuerySerializer(serializers.ModelSerializer):
     assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
     kind = serializers.CharField(read_only=True, help_text=QUERY_KIND_HELP)
+    round = serializers.PrimaryKeyRelatedField(read_only=True, help_text="The round's id (for /api/rounds/{id}/).")
+    round_number = serializers.IntegerField(source="round.number", read_only=True,
+                                            help_text="The round's number in its project (0 = the first round).")
 
     class Meta:
         model = Query
-        fields = ["id", "round", "image", "kind", "region_key", "region_bbox", "pixels", "score", "priority",
-                  "status", "assignee", "locked_until", "skip_reason", "time_spent_seconds", "created_at",
+        fields = ["id", "round", "round_number", "image", "kind", "region_key", "region_bbox", "pixels", "score",
+                  "priority", "status", "assignee", "locked_until", "skip_reason", "time_spent_seconds", "created_at",
                   "submitted_at"]
         read_only_fields = fields
 
@@ -217,12 +251,36 @@ class JobSerializer(serializers.ModelSerializer):
     round_number = serializers.IntegerField(source="round.number", read_only=True, allow_null=True)
     is_final = serializers.BooleanField(read_only=True)
     error = serializers.SerializerMethodField(help_text="Why it failed: the traceback for staff, one line for others.")
+    state_label = serializers.SerializerMethodField(
+        help_text='The badge text: "Queued", "Running", …, "Succeeded with warnings" (an import that rejected files).')
+    badge_state = serializers.SerializerMethodField(help_text="The badge's kind: a state, or warning.")
+    queue = serializers.SerializerMethodField(help_text="The Celery queue its (next) task runs in.")
+    wait_note = serializers.SerializerMethodField(
+        help_text="Why a queued job has not started (its queue, the jobs ahead of it); empty otherwise.")
+    timing = serializers.SerializerMethodField(help_text='"ran 12 s · waited 4 min 30 s".')
+    kind_label = serializers.CharField(source="get_kind_display", read_only=True, help_text="The kind, in words.")
 
     class Meta:
         model = Job
-        fields = ["id", "project", "round", "round_number", "kind", "state", "is_final", "phase", "progress",
-                  "message", "error", "cancel_requested", "attempts", "created_at", "started_at", "finished_at"]
+        fields = ["id", "project", "round", "round_number", "kind", "kind_label", "state", "state_label",
+                  "badge_state", "is_final", "phase", "progress", "message", "wait_note", "queue", "timing", "error",
+                  "cancel_requested", "attempts", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
+
+    def get_state_label(self, job) -> str:
+        return job_badge(job=job)[0]
+
+    def get_badge_state(self, job) -> str:
+        return job_badge(job=job)[1]
+
+    def get_queue(self, job) -> str:
+        return job_queue(job=job)
+
+    def get_wait_note(self, job) -> str:
+        return job_wait_note(job=job)
+
+    def get_timing(self, job) -> str:
+        return job_timing_text(job=job)
 
 
     def get_error(self, job) -> str:
@@ -248,13 +306,16 @@ class RoundMetricsSerializer(serializers.Serializer):
     pixel_accuracy = serializers.FloatField(allow_null=True)
     per_class_iou = serializers.DictField(child=serializers.FloatField(allow_null=True),
                                           help_text="Class name → IoU; null = n/a (class absent from both).")
-    labeled_target_fraction = serializers.FloatField(allow_null=True)
+    labeled_target_fraction = serializers.FloatField(
+        allow_null=True, help_text="Share of the target pool labeled before this round: what its model trained on.")
     labeled_target_pixels = serializers.IntegerField(allow_null=True)
     train_seconds = serializers.FloatField(allow_null=True)
     strategy = serializers.CharField(allow_null=True)
     diversity_weight = serializers.FloatField(allow_null=True)
     budget_planned_pixels = serializers.IntegerField()
-    budget_spent_pixels = serializers.IntegerField()
+    labeled_pixels = serializers.IntegerField(
+        help_text="Pixels this round's answers labeled (non-void pixels of the latest trainable versions; the "
+                  "rounds add up to labeled_pixels_total).")
     queries = serializers.IntegerField()
     submitted = serializers.IntegerField()
     skipped = serializers.IntegerField()
@@ -284,7 +345,8 @@ class ProjectMetricsSerializer(serializers.Serializer):
     latest_miou = serializers.FloatField(allow_null=True)
     target_pool_pixels = serializers.IntegerField()
     validation_images = serializers.IntegerField()
-    labeled_pixels_total = serializers.IntegerField()
+    labeled_pixels_total = serializers.IntegerField(help_text="Target pool pixels people have labeled.")
+    labeled_fraction = serializers.FloatField(allow_null=True, help_text="labeled_pixels_total / target_pool_pixels")
     budget_note = serializers.CharField()
     rounds_total = serializers.IntegerField()
     notes = serializers.ListField(child=serializers.CharField())

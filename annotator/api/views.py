@@ -35,12 +35,13 @@ from ..models import Annotation, Image, Job, Project, Query, Round, Suggestion
 from ..selectors import (
     image_overlays, membership_list, project_ids_for_user, project_list_for_user, project_metrics,
 )
-from ..services.exports import export_file, export_model, export_start
+from ..services.exports import export_file, export_model, export_start, project_slug
 from ..services.image_requests import image_request_label
 from ..services.images import image_import_start, image_set_split
 from ..services.jobs import job_cancel_request
 from ..services.projects import (
-    ClassSpec, membership_remove, membership_set, project_create, project_set_classes, project_update,
+    class_specs_complete, membership_remove, membership_set, project_create, project_delete, project_set_archived,
+    project_set_classes, project_update,
 )
 from ..services.rounds import job_retry, project_readiness, project_start, round_close
 from ..services.thumbnails import image_thumbnail
@@ -75,15 +76,21 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
     partial_update=extend_schema(description="Change settings (leads). Architecture and pretraining are fixed "
                                              "once the project has started."),
     update=extend_schema(description="Replace settings (leads)."),
+    destroy=extend_schema(description="Delete the project with everything in it: images, labels, models, exports "
+                                      "(its leads and staff). Refused while one of its jobs is queued or running."),
 )
 class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                     mixins.UpdateModelMixin, viewsets.GenericViewSet):
+                     mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     serializer_class = s.ProjectSerializer
     queryset = Project.objects.all()  # narrowed per user in get_queryset
     permission_classes = [IsAuthenticated, IsProjectLeadOrReadOnly]
     filter_backends = [DeclaredFilterBackend, OrderingFilter]
     pagination_class = PageNumberWithSize
-    filters = {"state": Filter("state", str, tuple(Project.State.values))}
+    filters = {
+        "state": Filter("state", str, tuple(Project.State.values)),
+        "archived": CustomFilter("archived_at", bool, function=lambda qs, v: qs.filter(archived_at__isnull=not v),
+                                 description="true: archived projects only; false: the others."),
+    }
     ordering_fields = ["name", "created_at"]
 
     def get_queryset(self):
@@ -96,13 +103,30 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
-        classes = [ClassSpec(**c) for c in data.pop("classes", [])]
+        classes = class_specs_complete(data.pop("classes", []))
         serializer.instance = project_create(created_by=self.request.user, classes=classes, **data)
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
         data.pop("classes", None)
         serializer.instance = project_update(project=serializer.instance, **data)
+
+    def perform_destroy(self, instance):
+        project_delete(project=instance, user=self.request.user)
+
+    @extend_schema(request=None, responses=s.ProjectSerializer,
+                   description="Archive the project (leads): read-only, nothing handed out to label, listed apart "
+                               "(?archived=true). Refused while one of its jobs is queued or running.")
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def archive(self, request, pk=None):
+        project = project_set_archived(project=self.get_object(), archived=True)
+        return Response(self.get_serializer(self.get_queryset().get(pk=project.pk)).data)
+
+    @extend_schema(request=None, responses=s.ProjectSerializer, description="Bring an archived project back (leads).")
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def unarchive(self, request, pk=None):
+        project = project_set_archived(project=self.get_object(), archived=False)
+        return Response(self.get_serializer(self.get_queryset().get(pk=project.pk)).data)
 
     @extend_schema(request=s.LabelClassSerializer(many=True), responses=s.LabelClassSerializer(many=True),
                    description="The class list. PUT replaces it (leads); once masks exist only names, colours "
@@ -113,7 +137,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         if request.method == "PUT":
             serializer = s.LabelClassSerializer(data=request.data, many=True)
             serializer.is_valid(raise_exception=True)
-            project_set_classes(project=project, classes=[ClassSpec(**c) for c in serializer.validated_data])
+            project_set_classes(project=project, classes=class_specs_complete(serializer.validated_data))
         return Response(s.LabelClassSerializer(project.classes.order_by("index"), many=True).data)
 
     @extend_schema(methods=["GET"], responses=s.MembershipSerializer(many=True))
@@ -210,8 +234,9 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         return Response(s.QuerySerializer(queries, many=True).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.ExportSerializer, responses={202: s.JobSerializer},
-                   description="Export masks (zip of index PNGs in the import layout) or COCO JSON with RLE, as a "
-                               "job; fetch the file from /api/jobs/{id}/download/ when it succeeds (leads).")
+                   description="Export masks (zip of index PNGs in the import layout), colour masks (the same zip "
+                               "with Pascal VOC palette PNGs) or COCO JSON with RLE, as a job; fetch the file from "
+                               "/api/jobs/{id}/download/ when it succeeds (leads).")
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsProjectLead], filter_backends=[])
     def exports(self, request, pk=None):
         serializer = s.ExportSerializer(data=request.data)
@@ -306,10 +331,11 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScop
 
 class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
     serializer_class = s.QuerySerializer
-    queryset = Query.objects.select_related("assignee")
+    queryset = Query.objects.select_related("assignee", "round")
     project_lookup = "round__project"
     filters = {
-        "project": Filter("round__project_id"), "round": Filter("round_id"), "image": Filter("image_id"),
+        "project": Filter("round__project_id"), "round": Filter("round_id"),
+        "round_number": Filter("round__number"), "image": Filter("image_id"),
         "status": Filter("status", str, tuple(Query.Status.values)), "assignee": Filter("assignee_id"),
     }
     ordering_fields = ["priority", "score", "submitted_at", "id"]
@@ -389,9 +415,8 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proj
         handle = tempfile.TemporaryFile()
         export_model(model_version=model_version, dest=handle)
         handle.seek(0)
-        slug = "".join(c if c.isalnum() else "-" for c in model_version.project.name.lower()).strip("-")
-        return FileResponse(handle, filename=f"{slug}-model-v{model_version.version}.zip",
-                            content_type="application/zip", as_attachment=True)
+        name = f"{project_slug(model_version.project)}-model-v{model_version.version}.zip"
+        return FileResponse(handle, filename=name, content_type="application/zip", as_attachment=True)
 
 
 # --- Jobs -----------------------------------------------------------------------------------------------------
@@ -444,7 +469,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScoped
         if found is None:
             raise NotFound("this job has no export file (not an export, not finished, or the file was removed)")
         path, fmt = found
-        slug = "".join(c if c.isalnum() else "-" for c in job.project.name.lower()).strip("-")
         content_type = "application/zip" if path.suffix == ".zip" else "application/json"
-        return FileResponse(open(path, "rb"), filename=f"{slug}-{fmt}{path.suffix}", content_type=content_type,
+        return FileResponse(open(path, "rb"), filename=f"{project_slug(job.project)}-{fmt}{path.suffix}",
+                            content_type=content_type,
                             as_attachment=True)

@@ -1,8 +1,9 @@
 """Exports: index-PNG masks in the import layout, COCO JSON with RLE, and model checkpoints.
 
 Every label an export writes is the image's latest *submitted* annotation (a
-human's), or the ground truth that came with the import when no one labeled
-it. Drafts never leave the app. File names are the original ones, so an
+human's) that the project lets train (``round_data.trainable_labels``: never a
+rejected one, and only checked ones with "accepted only"), or the ground truth
+that came with the import when no one labeled it. Drafts never leave the app. File names are the original ones, so an
 exported mask maps back to its source image (what Label Studio users miss).
 
 The masks zip re-imports with ``import_dataset``::
@@ -11,11 +12,19 @@ The masks zip re-imports with ``import_dataset``::
     manifest.json                    per image: domain, split, where its mask came from
     source/images/<original name>    target/images/<original name>
     source/masks/<stem>.png          target/masks/<stem>.png   (mode L, 255 = void)
+
+The colour zip ("voc") has the same layout, its masks Pascal VOC style palette
+PNGs (mode P): every pixel's value is still its class id, 255 = void, and the
+palette gives each id the project's class colour, void VOC's own #e0e0c0
+(unused entries black). So the masks open in colour in any image viewer,
+read as index masks with Pillow (``np.asarray(Image.open(f))``) or the VOC
+tools, and re-import as they are.
 """
 from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +34,7 @@ import numpy as np
 from django.conf import settings
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
+from django.utils.text import slugify
 from PIL import Image as PILImage
 
 from learning.labels import IGNORE_INDEX
@@ -35,7 +45,8 @@ from .imports import file_name_safe
 
 Progress = Callable[[int, int], None]
 
-EXPORT_FORMATS = {"masks": "zip", "coco": "json"}
+# Pascal VOC's colour of its void / boundary label 255.
+VOC_VOID_COLOR = (224, 224, 192)
 
 
 @dataclass(frozen=True)
@@ -81,8 +92,11 @@ class ExportReport:
 
 
 def labeled_images(*, project: Project, include_imported: bool = True) -> Iterator[LabeledImage]:
-    """Each image's final label: the latest submitted annotation, else the imported ground truth."""
-    latest = Annotation.objects.filter(image=OuterRef("pk"), is_submitted=True).order_by("-version")
+    """Each image's final label: the latest submitted annotation that may train, else the imported ground truth."""
+    from .round_data import trainable_labels
+
+    latest = (Annotation.objects.filter(image=OuterRef("pk"), is_submitted=True).filter(trainable_labels(project))
+              .order_by("-version"))
     images = (
         Image.objects.filter(project=project)
         .annotate(ann_id=Subquery(latest.values("pk")[:1]))
@@ -116,9 +130,40 @@ def _read_storage(name: str) -> bytes:
         return handle.read()
 
 
+def project_slug(project: Project) -> str:
+    """A download's file name start: ``Demo: streets, day → dusk`` → ``demo-streets-day-dusk``."""
+    return slugify(re.sub(r"[\W_]+", " ", project.name)) or f"project-{project.pk}"
+
+
+def colour_palette(project: Project) -> list[int]:
+    """A 256-entry PNG palette: class id → the class's colour, 255 → VOC's void colour, the rest black."""
+    palette = [0] * (3 * 256)
+    for index, color in project.classes.values_list("index", "color"):
+        palette[3 * index:3 * index + 3] = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    palette[3 * IGNORE_INDEX:] = VOC_VOID_COLOR
+    return palette
+
+
+def colour_mask_png(mask: bytes, palette: list[int]) -> bytes:
+    """An index mask PNG as a palette PNG with the same values (see the module docstring)."""
+    image = PILImage.open(io.BytesIO(mask))
+    indices = PILImage.fromarray(np.asarray(image if image.mode in ("L", "P") else image.convert("L")), mode="L")
+    indices.putpalette(palette)  # L → P: the values stay, the palette colours them
+    buffer = io.BytesIO()
+    indices.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def export_voc(*, project: Project, dest: Path, include_images: bool = True, include_imported: bool = True,
+               progress: Progress | None = None) -> ExportReport:
+    """The masks zip with colour (palette) PNGs, Pascal VOC style (see the module docstring)."""
+    return export_masks(project=project, dest=dest, include_images=include_images,
+                        include_imported=include_imported, progress=progress, palette=colour_palette(project))
+
+
 def export_masks(*, project: Project, dest: Path, include_images: bool = True, include_imported: bool = True,
-                 progress: Progress | None = None) -> ExportReport:
-    """Write the masks zip (see the module docstring) to ``dest``."""
+                 progress: Progress | None = None, palette: list[int] | None = None) -> ExportReport:
+    """Write the masks zip (see the module docstring) to ``dest``; with a ``palette``, the colour zip."""
     items = list(labeled_images(project=project, include_imported=include_imported))
     report = ExportReport(path=Path(dest))
     manifest, seen = [], set()
@@ -132,7 +177,9 @@ def export_masks(*, project: Project, dest: Path, include_images: bool = True, i
                 continue
             seen.add(item.mask_path)
             # PNG and JPEG are compressed already: store them, do not deflate again.
-            bundle.writestr(item.mask_path, _read_storage(item.mask_name), compress_type=zipfile.ZIP_STORED)
+            mask = _read_storage(item.mask_name)
+            bundle.writestr(item.mask_path, mask if palette is None else colour_mask_png(mask, palette),
+                            compress_type=zipfile.ZIP_STORED)
             if include_images:
                 bundle.writestr(item.image_path, _read_storage(item.image.file.name),
                                 compress_type=zipfile.ZIP_STORED)
@@ -215,6 +262,20 @@ def export_coco(*, project: Project, dest: Path, include_imported: bool = True,
     return ExportReport(path=Path(dest), images=len(document["images"]))
 
 
+@dataclass(frozen=True)
+class ExportFormat:
+    label: str  # what the export form offers
+    suffix: str  # of the file
+    write: Callable[..., ExportReport]  # (project=, dest=, include_imported=, progress=)
+
+
+EXPORT_FORMATS = {
+    "masks": ExportFormat("Masks (zip of index PNGs)", "zip", export_masks),
+    "voc": ExportFormat("Colour masks (zip of Pascal VOC palette PNGs)", "zip", export_voc),
+    "coco": ExportFormat("COCO JSON (RLE)", "json", export_coco),
+}
+
+
 def model_checkpoint_dir(model_version) -> Path:
     """The checkpoint folder of a model to download, after checking its files are whole (never serve a corrupt one)."""
     from learning.checkpoint import CheckpointError, verify_checkpoint
@@ -262,7 +323,8 @@ def export_model(*, model_version, dest) -> None:
 
 def export_path(*, job: Job, fmt: str) -> Path:
     """Where an export job writes its file (under MEDIA_ROOT, served only through the permission-checked API)."""
-    return Path(settings.MEDIA_ROOT) / "exports" / f"project-{job.project_id}" / f"job-{job.pk}-{fmt}.{EXPORT_FORMATS[fmt]}"
+    folder = Path(settings.MEDIA_ROOT) / "exports" / f"project-{job.project_id}"
+    return folder / f"job-{job.pk}-{fmt}.{EXPORT_FORMATS[fmt].suffix}"
 
 
 def export_file(*, job: Job) -> tuple[Path, str] | None:

@@ -137,6 +137,9 @@ def image_import_start(
     """Start an import job from an uploaded zip (``upload``: a Django File) or a server folder."""
     from ..tasks import import_dataset
 
+    from .projects import project_refuse_if_archived
+
+    project_refuse_if_archived(project)
     if domain not in Image.Domain.values:
         raise ServiceError(f"domain must be one of {Image.Domain.values}, not {domain!r}")
     if (upload is None) == (not folder):

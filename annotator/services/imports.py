@@ -24,11 +24,25 @@ from .projects import class_specs_from_json, project_set_classes
 @dataclass
 class ImportReport:
     imported: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # already there, or not an image (notes.txt)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # an image or mask that cannot be used
+    images_found: int = 0
 
     def summary(self) -> str:
         return f"imported {len(self.imported)}, skipped {len(self.skipped)}, rejected {len(self.rejected)}"
+
+    @property
+    def outcome(self) -> str:
+        """"failed" when nothing was imported because files were rejected (or there were no images at all),
+        "warnings" when some files were rejected beside the imported ones, else "succeeded"."""
+        if not self.imported and (self.rejected or not self.images_found):
+            return "failed"
+        return "warnings" if self.rejected else "succeeded"
+
+    def lines(self) -> list[str]:
+        """The report as the job log and the import command print it: the summary, then a line per file."""
+        return [self.summary(), *(f"skipped  {name}: {reason}" for name, reason in self.skipped),
+                *(f"rejected {name}: {reason}" for name, reason in self.rejected)]
 
 
 # Letters and digits of any script, and a few harmless marks; anything else becomes "_".
@@ -72,22 +86,54 @@ class ImportItem:
     mask_path: Path | None
 
 
-def dataset_layout(path: Path) -> tuple[list[ImportItem], Path | None]:
-    """Find images (images/ or the folder itself), masks (masks/STEM.png) and classes.json (here or one up)."""
+@dataclass(frozen=True)
+class DatasetLayout:
+    items: list[ImportItem]
+    classes: Path | None
+    stray: list[tuple[str, str]]  # (file, why it is not imported): a notes.txt, a mask without its image, …
+
+
+NOT_AN_IMAGE = f"not an image file (images are {', '.join(IMAGE_SUFFIXES)}), so it was not imported"
+
+
+def dataset_layout(path: Path) -> DatasetLayout:
+    """Find images (images/ or the folder itself), masks (masks/STEM.png) and classes.json (here or one up).
+
+    Every other file in those folders is listed as stray, with the reason it is not imported, so a
+    report never passes over a file without a word.
+    """
     path = Path(path)
     if not path.is_dir():
         raise ServiceError(f"{path} is not a folder")
     image_dir = path / "images" if (path / "images").is_dir() else path
     mask_dir = path / "masks" if (path / "masks").is_dir() else None
     classes = next((p for p in (path / "classes.json", path.parent / "classes.json") if p.is_file()), None)
-    items = []
+    items, stray = [], []
     for image_path in sorted(image_dir.iterdir()):
-        if image_path.suffix.lower() not in IMAGE_SUFFIXES or not image_path.is_file():
+        if image_path.is_dir():
+            if image_path != mask_dir:
+                stray.append((f"{image_path.relative_to(path)}/", "a folder: images are not read from subfolders"))
+            continue
+        if image_path.suffix.lower() not in IMAGE_SUFFIXES:
+            if image_path != classes:
+                stray.append((str(image_path.relative_to(path)), NOT_AN_IMAGE))
             continue
         mask_path = mask_dir / f"{image_path.stem}.png" if mask_dir else None
         items.append(ImportItem(file_name_safe(image_path.name), image_path,
                                 mask_path if mask_path and mask_path.is_file() else None))
-    return items, classes
+    if image_dir != path:  # the dataset folder itself: images/, masks/, classes.json and nothing else is read
+        stray += [(str(p.relative_to(path)) + ("/" if p.is_dir() else ""), "not part of the import layout "
+                   "(images/, masks/, classes.json), so it was not imported")
+                  for p in sorted(path.iterdir()) if p not in (image_dir, mask_dir, classes)]
+    if mask_dir is not None:
+        stems = {item.image_path.stem for item in items}
+        for mask_path in sorted(mask_dir.iterdir()):
+            if mask_path.suffix.lower() != ".png" or mask_path.is_dir():
+                stray.append((str(mask_path.relative_to(path)), "masks are single-channel .png files"))
+            elif mask_path.stem not in stems:
+                stray.append((str(mask_path.relative_to(path)), "no image in images/ has this name, so this "
+                                                                 "mask was not imported"))
+    return DatasetLayout(items=items, classes=classes, stray=stray)
 
 
 def _ensure_classes(project: Project, classes_json: Path | None) -> int:
@@ -127,9 +173,10 @@ def dataset_import(
     if split is not None and split not in Image.Split.values:
         raise ServiceError(f"split must be one of {Image.Split.values}, not {split!r}")
     max_pixels = max_pixels or settings.MASKLOOP_MAX_IMAGE_PIXELS
-    items, classes_json = dataset_layout(Path(path))
-    num_classes = _ensure_classes(project, classes_json)
-    report = ImportReport()
+    layout = dataset_layout(Path(path))
+    items = layout.items
+    num_classes = _ensure_classes(project, layout.classes)
+    report = ImportReport(skipped=list(layout.stray), images_found=len(items))
     val_names = {item.name for item in items[len(items) - val_count:]} if val_count else set()
     for position, item in enumerate(items):
         item_split = split or (

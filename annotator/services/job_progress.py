@@ -70,8 +70,11 @@ class JobReporter:
         return count
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """42 → "42 s", 125 → "2 min 05 s", 7500 → "2 h 05 min": the one way job pages write a duration."""
     seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
@@ -80,7 +83,7 @@ def eta_text(elapsed: float, step: int, total: int) -> str:
     if step <= 0 or total <= 0 or elapsed < 1.0:
         return ""
     left = elapsed / step * max(0, total - step)
-    return f", {_duration(elapsed)} elapsed" + (f", about {_duration(left)} left" if step < total else "")
+    return f", {duration_text(elapsed)} elapsed" + (f", about {duration_text(left)} left" if step < total else "")
 
 
 def job_end_with_error(*, job_id: int, error: BaseException) -> str:

@@ -94,9 +94,14 @@ def job_log(*, job_id: int, line: str) -> None:
         Job.objects.filter(pk=job_id).update(log=(job.log + f"[{stamp}] {line}\n")[-20000:])
 
 
-def job_succeed(*, job_id: int, message: str = "") -> None:
+# The phase of a job that succeeded with warnings (an import that rejected some files): its badge says so.
+WARNINGS_PHASE = "warnings"
+
+
+def job_succeed(*, job_id: int, message: str = "", warnings: bool = False) -> None:
     Job.objects.filter(pk=job_id).update(
-        state=Job.State.SUCCEEDED, progress=100, message=message[:500], finished_at=timezone.now(), error=""
+        state=Job.State.SUCCEEDED, progress=100, message=message[:500], finished_at=timezone.now(), error="",
+        **({"phase": WARNINGS_PHASE} if warnings else {}),
     )
 
 

@@ -10,6 +10,11 @@ Versions. Every save adds an ``Annotation`` row (the image's latest version
 refused with :class:`StaleVersion` when somebody saved in between, so nobody
 overwrites work they have not seen; the UI then merges or reloads.
 
+Tiles. A query of a large image is labeled on its tile
+(``selectors_labeling.query_tile``): the annotator sends the tile's mask and
+the version stored is still the whole image's, the tile's pixels from the
+upload and every other pixel from the base version (void where there is none).
+
 Concurrency. Row locks make each check-and-write atomic: on PostgreSQL
 ``SELECT … FOR UPDATE`` (``SKIP LOCKED`` when handing out queries, so two
 annotators asking at once get different ones); SQLite has no row locks but
@@ -29,7 +34,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, Value, When
+from django.db.models import Case, Exists, IntegerField, Max, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from learning.labels import IGNORE_INDEX
@@ -37,8 +42,10 @@ from learning.labels import IGNORE_INDEX
 from ..imaging import InvalidImage, encode_png, read_mask, sha256_bytes
 from ..models import Annotation, Image, Project, Query, Round
 from ..selectors import membership_role
-from ..selectors_labeling import query_suggestion, read_region
+from ..selectors_labeling import query_suggestion, query_tile, read_region
+from ..selectors_review import annotation_lane, query_pair
 from .errors import Conflict, PermissionDenied, ServiceError
+from .review import review_after_submit
 from .rounds import round_close_if_complete
 
 # One save never books more than this much active time: a client clock that
@@ -63,11 +70,25 @@ class RoundClosed(Conflict):
 
 
 class StaleVersion(Conflict):
-    """The save started from a version that is no longer the image's latest."""
+    """The save started from a version that is no longer the image's latest.
 
-    def __init__(self, message: str, *, latest: Annotation | None):
+    ``same_user``: the latest version is the saver's own (another tab or
+    window of theirs saved in between), so the page does not blame "someone else".
+    """
+
+    def __init__(self, message: str, *, latest: Annotation | None, same_user: bool = False):
         super().__init__(message)
         self.latest = latest
+        self.same_user = same_user
+
+
+def _saved_by(latest: Annotation | None, user: AbstractBaseUser) -> tuple[str, bool]:
+    """(" by <whom>" for a sentence, whether it is ``user``) of a version; ("", False) when nobody is known."""
+    if latest is None or latest.author_id is None:
+        return "", False
+    if latest.author_id == user.pk:
+        return " by you in another tab or window", True
+    return f" by {latest.author}", False
 
 
 @dataclass(frozen=True)
@@ -126,16 +147,23 @@ def query_next(*, project: Project, user: AbstractBaseUser) -> Query | None:
     rather than waited for, so a slow transaction elsewhere never blocks "Next".
     """
     _require_member(project, user)
+    if Project.objects.filter(pk=project.pk, archived_at__isnull=False).exists():
+        return None  # an archived project hands nothing out (services.projects.project_set_archived)
     now = timezone.now()
     others_on_image = Query.objects.filter(
         image=OuterRef("image"), status=Query.Status.PENDING, locked_until__gt=now
     ).exclude(assignee=user)
+    # Agreement: the two copies of a query go to two different people.
+    my_copy = Query.objects.filter(Q(pk=OuterRef("replica_of")) | Q(replica_of=OuterRef("pk"))).filter(
+        Q(assignee=user) | Q(annotations__author=user))
     with transaction.atomic():
         query = (
             Query.objects.filter(
                 round__project=project, round__state=Round.State.LABELING, status=Query.Status.PENDING,
             )
             .filter(Q(assignee=user) | Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+            .filter(Q(returned_to__isnull=True) | Q(returned_to=user))  # a rejected query waits for its annotator
+            .exclude(Exists(my_copy))
             .annotate(
                 own=Case(When(assignee=user, then=Value(0)), default=Value(1), output_field=IntegerField()),
                 image_busy=Exists(others_on_image),
@@ -164,6 +192,14 @@ def query_claim_check(*, query: Query, user: AbstractBaseUser) -> None:
         raise Conflict(f"This query was {query.get_status_display().lower()} already.")
     if query.round.state != Round.State.LABELING:
         raise Conflict(f"Round {query.round.number} is not open for labeling.")
+    if query.returned_to_id is not None and query.returned_to_id != user.pk:
+        raise QueryLocked(f"This query was sent back to {query.returned_to} to fix.")
+    pair = query_pair(query)
+    if pair is not None:
+        other = pair[1] if pair[0].pk == query.pk else pair[0]
+        if other.assignee_id == user.pk or other.annotations.filter(author=user).exists():
+            raise PermissionDenied("You labeled the other copy of this query: its second label must come "
+                                   "from someone else.")
     _refuse_if_held(query, user, timezone.now())
 
 
@@ -183,16 +219,18 @@ def mask_dice(suggested: np.ndarray, labeled: np.ndarray, within: np.ndarray | N
     A pixel counts in a mask when it is not 255; it agrees when both masks give
     it the same class. A suggestion covering half the pixels perfectly scores
     2/3, so the number reflects how much of the final label the pre-fill saved.
-    None when neither mask labels anything inside ``within``.
+    None (n/a) when the suggestion labels nothing inside ``within``: an empty
+    suggestion pre-filled nothing to be right or wrong about, and a 0 for it
+    would drag a round's median down for the model's caution, not its errors.
     """
     has_s = suggested != IGNORE_INDEX
     has_l = labeled != IGNORE_INDEX
     if within is not None:
         has_s &= within
         has_l &= within
-    denominator = int(has_s.sum()) + int(has_l.sum())
-    if denominator == 0:
+    if not has_s.any():
         return None
+    denominator = int(has_s.sum()) + int(has_l.sum())
     agree = int((has_s & has_l & (suggested == labeled)).sum())
     return 2.0 * agree / denominator
 
@@ -209,6 +247,30 @@ def _suggestion_dice(query: Query, mask: np.ndarray) -> float | None:
     return mask_dice(suggested, mask, read_region(query=query))
 
 
+def _base_mask(*, image: Image, query: Query, base_version: int) -> np.ndarray:
+    """The whole-image mask of the version a save builds on; all void for version 0 (or one not in its lane)."""
+    base = annotation_lane(image=image, query=query).filter(version=int(base_version)).first() \
+        if int(base_version) > 0 else None
+    if base is not None:
+        try:
+            with base.mask.open("rb") as handle:
+                return read_mask(handle.read(), size=(image.width, image.height), num_classes=IGNORE_INDEX).copy()
+        except (OSError, InvalidImage):
+            pass  # an unreadable base: the staleness check or the annotator's reload sorts it out
+    return np.full((image.height, image.width), IGNORE_INDEX, dtype=np.uint8)
+
+
+def _read_upload(*, query: Query, image: Image, mask_png: bytes, base_version: int, num_classes: int) -> np.ndarray:
+    """The uploaded mask as the whole image's: a tile query's upload is the tile, written into its base version."""
+    tile = query_tile(query=query)
+    if tile is None:
+        return read_mask(mask_png, size=(image.width, image.height), num_classes=num_classes)
+    part = read_mask(mask_png, size=(tile.width, tile.height), num_classes=num_classes)
+    whole = _base_mask(image=image, query=query, base_version=base_version)
+    whole[tile.slices] = part
+    return whole
+
+
 def annotation_save(
     *,
     query: Query,
@@ -221,7 +283,8 @@ def annotation_save(
     """Store the annotator's mask of ``query``'s image as a new version (a draft, or the submission).
 
     ``base_version`` is the image's version the annotator started from (0 for
-    none). ``time_spent`` is the active time since the previous save of this
+    none). For a tile query ``mask_png`` is the tile's mask (see Tiles above).
+    ``time_spent`` is the active time since the previous save of this
     query; it is booked on the query even when an identical draft is not stored.
     Submitting marks the query done, scores the pre-filled suggestion against
     the result (Dice inside the query's region) and closes the round when it
@@ -232,7 +295,8 @@ def annotation_save(
     _require_member(project, user)
     seconds = _clean_seconds(time_spent)
     try:
-        mask = read_mask(mask_png, size=(image.width, image.height), num_classes=project.classes.count())
+        mask = _read_upload(query=query, image=image, mask_png=mask_png, base_version=base_version,
+                            num_classes=project.classes.count())
     except InvalidImage as exc:
         raise InvalidMask(f"The mask was not saved: {exc}") from exc
     data = encode_png(mask)  # canonical bytes: the checksum then identifies the content
@@ -253,14 +317,16 @@ def annotation_save(
             now = timezone.now()
             _take_lock(query, user, now)
             Image.objects.select_for_update().only("id").get(pk=image.pk)  # serialises version numbers per image
-            latest = image.annotations.select_related("author").order_by("-version").first()
+            # The version this query builds on (the copies of an agreement pair do not see each other's).
+            latest = annotation_lane(image=image, query=query).order_by("-version").first()
             latest_version = latest.version if latest else 0
+            top_version = image.annotations.aggregate(top=Max("version"))["top"] or 0
             if int(base_version) != latest_version:
-                who = f" by {latest.author}" if latest and latest.author else ""
+                who, same_user = _saved_by(latest, user)
                 raise StaleVersion(
                     f"Version {latest_version} of this image was saved{who} after you opened version "
                     f"{base_version}; merge or reload before saving.",
-                    latest=latest,
+                    latest=latest, same_user=same_user,
                 )
             query.time_spent_seconds += seconds
             fields = ["assignee", "locked_until", "time_spent_seconds"]
@@ -269,7 +335,7 @@ def annotation_save(
                 result = SaveResult(annotation=latest, created=False)
             else:
                 annotation = Annotation(
-                    image=image, query=query, version=latest_version + 1, parent=latest, author=user,
+                    image=image, query=query, version=top_version + 1, parent=latest, author=user,
                     mask_checksum=checksum, time_spent_seconds=seconds, is_submitted=submit,
                     labeled_pixels=int((mask != IGNORE_INDEX).sum()), suggestion_dice=dice,
                 )
@@ -277,16 +343,21 @@ def annotation_save(
                 stored = annotation.mask
                 annotation.save()
                 if submit:
+                    resubmitted = query.returned_to_id is not None
                     query.status, query.submitted_at, query.locked_until = Query.Status.SUBMITTED, now, None
-                    fields += ["status", "submitted_at"]
+                    query.returned_to = None
+                    fields += ["status", "submitted_at", "returned_to"]
                 query.save(update_fields=fields)
+                if submit:  # to a reviewer, or the agreement of a completed pair (annotator/services/review.py)
+                    review_after_submit(query=query, annotation=annotation, resubmitted=resubmitted)
                 next_round = round_close_if_complete(round_=round_) if submit else None
                 result = SaveResult(annotation=annotation, created=True, next_round=next_round)
     except IntegrityError as exc:  # the unique (image, version) constraint: a concurrent save won
         if stored is not None:
             stored.storage.delete(stored.name)
+        latest = image.annotations.select_related("author").order_by("-version").first()
         raise StaleVersion("Another save of this image happened at the same moment; merge or reload.",
-                           latest=image.annotations.order_by("-version").first()) from exc
+                           latest=latest, same_user=_saved_by(latest, user)[1]) from exc
     except BaseException:
         if stored is not None:
             stored.storage.delete(stored.name)

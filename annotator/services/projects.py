@@ -1,16 +1,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from learning.labels import IGNORE_INDEX
 
-from ..models import LabelClass, Membership, Project
+from ..models import Annotation, LabelClass, Membership, Project
 from .errors import PermissionDenied, ServiceError
 from .init_checkpoints import init_checkpoint_resolve
 
@@ -39,20 +40,19 @@ def class_specs_from_json(path: Path) -> list[ClassSpec]:
     ignore = data.get("ignore_index", IGNORE_INDEX) if isinstance(data, dict) else IGNORE_INDEX
     if ignore != IGNORE_INDEX:
         raise ServiceError(f"{path}: ignore_index must be {IGNORE_INDEX}, got {ignore}")
-    specs = []
-    for position, entry in enumerate(entries):
-        index = int(entry.get("id", position))
-        specs.append(
-            ClassSpec(
-                index=index,
-                name=str(entry["name"]),
-                color=str(entry.get("color") or DEFAULT_PALETTE[index % len(DEFAULT_PALETTE)]),
-                hotkey=str(entry.get("hotkey", default_hotkey(index))),
-            )
-        )
+    try:
+        specs = class_specs_complete([{**entry, "index": entry["id"]} if "id" in entry else entry
+                                      for entry in entries])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ServiceError(f"{path}: every class needs a name (and an integer id, if given)") from exc
     if sorted(s.index for s in specs) != list(range(len(specs))):
         raise ServiceError(f"{path}: class ids must be 0..{len(specs) - 1} without gaps")
     return sorted(specs, key=lambda s: s.index)
+
+
+def default_color(index: int) -> str:
+    """The palette colour of class ``index`` (it repeats after ten classes)."""
+    return DEFAULT_PALETTE[index % len(DEFAULT_PALETTE)]
 
 
 def default_hotkey(index: int) -> str:
@@ -60,6 +60,23 @@ def default_hotkey(index: int) -> str:
     if index < 9:
         return str(index + 1)
     return "0" if index == 9 else ""
+
+
+def class_specs_complete(entries: Sequence[Mapping]) -> list[ClassSpec]:
+    """Class specs from ``{"name", "index"?, "color"?, "hotkey"?}`` entries, with the defaults every way in shares.
+
+    The web form, the API and classes.json all come through here: a missing
+    index is the entry's position, a missing (or empty) colour the palette's,
+    a missing hotkey 1..9, 0 (an empty one stays empty: no hotkey).
+    """
+    specs = []
+    for position, entry in enumerate(entries):
+        index = int(entry["index"]) if entry.get("index") is not None else position
+        specs.append(ClassSpec(index=index, name=str(entry["name"]).strip(),
+                               color=str(entry.get("color") or default_color(index)),
+                               hotkey=str(entry["hotkey"] if entry.get("hotkey") is not None
+                                          else default_hotkey(index))))
+    return specs
 
 
 # Settings a running project keeps: the next round fine-tunes the previous
@@ -79,13 +96,13 @@ EDITABLE_FIELDS = frozenset({
     "consistency_training", "pixel_contrastive", "ssl_pretraining", "train_height", "train_width",
     "train_steps_initial", "train_steps_per_round", "init_checkpoint", "suggestion_precision", "pretrained",
     "validation_images",
+    "review_mode", "review_sample_percent", "training_source", "review_blocks_round", "agreement_percent",
+    "agreement_threshold", "agreement_boundary_px",
 })
 
 
 def project_check_settings(project: Project) -> None:
     """Field validators plus the combinations a round could not honour, as ServiceError."""
-    from django.core.exceptions import ValidationError
-
     try:
         project.full_clean(validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
@@ -152,6 +169,7 @@ def project_set_classes(*, project: Project, classes: Sequence[ClassSpec]) -> li
     Rows are replaced wholesale (nothing references a LabelClass row: masks hold
     indices), which lets two classes swap names or hotkeys in one call.
     """
+    project_refuse_if_archived(project)
     indices = sorted(spec.index for spec in classes)
     if indices != list(range(len(indices))):
         raise ServiceError("class indices must be 0..N-1 without gaps")
@@ -167,7 +185,11 @@ def project_set_classes(*, project: Project, classes: Sequence[ClassSpec]) -> li
         for spec in classes
     ]
     for label in labels:
-        label.full_clean(exclude=["project"], validate_constraints=False)
+        try:
+            label.full_clean(exclude=["project"], validate_constraints=False)
+        except ValidationError as exc:  # a refusal in a sentence (400 / a form error), never a crash
+            problems = "; ".join(f"{field} {' '.join(errors)}" for field, errors in exc.message_dict.items())
+            raise ServiceError(f"class {label.index} ({label.name!r}): {problems}") from exc
     project.classes.all().delete()
     LabelClass.objects.bulk_create(labels)
     return list(project.classes.all())
@@ -177,6 +199,7 @@ def project_set_classes(*, project: Project, classes: Sequence[ClassSpec]) -> li
 def project_update(*, project: Project, **changes) -> Project:
     """Change settings; they apply from the next round on. Architecture and pretraining are fixed once started."""
     project = Project.objects.select_for_update().get(pk=project.pk)
+    project_refuse_if_archived(project)
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
         raise ServiceError(f"these settings cannot be edited: {sorted(unknown)}")
@@ -227,3 +250,73 @@ def membership_remove(*, project: Project, user: AbstractBaseUser) -> None:
     Query.objects.filter(round__project=project, assignee=user, status=Query.Status.PENDING).update(
         assignee=None, locked_until=None
     )
+
+
+def _refuse_while_jobs_run(project: Project, doing: str) -> None:
+    from ..models import Job
+
+    active = list(project.jobs.filter(state__in=Job.ACTIVE_STATES).values_list("pk", flat=True))
+    if active:
+        raise ServiceError(f"{project.name} has job{'s' if len(active) > 1 else ''} "
+                           f"{', '.join(map(str, active))} queued or running: cancel "
+                           f"{'them' if len(active) > 1 else 'it'} (or let {'them' if len(active) > 1 else 'it'} "
+                           f"finish) before you {doing} the project")
+
+
+@transaction.atomic
+def project_set_archived(*, project: Project, archived: bool) -> Project:
+    """Archive a project (read-only, out of the project lists, nothing handed out to label) or bring it back.
+
+    Refused while one of its jobs is queued or running: an archived project has nothing running.
+    """
+    from django.utils import timezone
+
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    if archived == (project.archived_at is not None):
+        return project
+    if archived:
+        _refuse_while_jobs_run(project, "archive")
+    project.archived_at = timezone.now() if archived else None
+    project.save(update_fields=["archived_at"])
+    return project
+
+
+def project_refuse_if_archived(project: Project) -> None:
+    """An archived project is read-only: anything that would change it or start work raises ServiceError."""
+    if project.archived_at is not None:
+        raise ServiceError(f"{project.name} is archived: unarchive it first (its dashboard, or "
+                           "POST /api/projects/{id}/unarchive/)")
+
+
+def project_files(project_id: int) -> list[Path]:
+    """Every folder that holds only this project's files: media (images, masks, labels, suggestions, uploads,
+    exports) and its model store."""
+    from django.conf import settings as django_settings
+
+    from models_store.storage import project_dir
+
+    media = Path(django_settings.MEDIA_ROOT)
+    return [media / "projects" / str(project_id), media / "uploads" / f"project-{project_id}",
+            media / "exports" / f"project-{project_id}", project_dir(project_id)]
+
+
+@transaction.atomic
+def project_delete(*, project: Project, user: AbstractBaseUser | None = None) -> None:
+    """Delete a project with everything in it: rows, image and mask files, exports, model checkpoints.
+
+    Only its leads and staff may (the views check the role; ``user`` None is a management command).
+    Refused while one of its jobs is queued or running (a worker would write into what is removed). The
+    files go once the rows are gone for good (after the commit), so a failed delete leaves both.
+    """
+    import shutil
+
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    if user is not None and not (user.is_staff or Membership.objects.filter(
+            project=project, user=user, role=Membership.Role.LEAD).exists()):
+        raise PermissionDenied("Only the project's leads and administrators can delete it.")
+    _refuse_while_jobs_run(project, "delete")
+    folders = project_files(project.pk)
+    # A version protects its parent from being deleted alone; here every version of the project goes.
+    Annotation.objects.filter(image__project=project).update(parent=None)
+    project.delete()
+    transaction.on_commit(lambda: [shutil.rmtree(folder, ignore_errors=True) for folder in folders])

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import Max
+from django.db.models import Exists, OuterRef, Q
 
 from learning.data import Sample, load_mask
 from learning.round_step import PoolImage
 
-from ..models import Annotation, Image, Project, Query
+from ..models import Agreement, Annotation, Image, Project, Query, Review
 
 
 def class_names(project: Project) -> list[str]:
@@ -22,17 +22,36 @@ def class_names(project: Project) -> list[str]:
 
 
 def image_sample(image: Image, mask_path: str | None = None) -> Sample:
-    return Sample(image=image.file.path, mask=mask_path, key=f"image-{image.pk}")
+    return Sample(image=image.file.path, mask=mask_path, key=f"image-{image.pk}",
+                  target=image.domain == Image.Domain.TARGET)
+
+
+def trainable_labels(project: Project) -> Q:
+    """Which submitted versions may train the model (and count as validation labels): the one rule.
+
+    Never: a version a reviewer rejected, or what one annotator of an agreement
+    pair submitted (the pair's merge stands for both). Then, by
+    ``Project.training_source``: "submitted and not rejected" takes the rest;
+    "accepted only" takes a version a reviewer accepted, a reviewer's fix, and
+    the merge of a pair that agreed, so nothing unchecked trains.
+    """
+    from ..selectors_review import paired_raw_versions
+
+    reviews = Review.objects.filter(annotation=OuterRef("pk"))
+    allowed = ~Exists(reviews.filter(state=Review.State.REJECTED)) & ~paired_raw_versions()
+    if project.training_source == Project.TrainingSource.ACCEPTED:
+        agreed = Q(origin=Annotation.Origin.MERGE) & Exists(Agreement.objects.filter(merged=OuterRef("pk"),
+                                                                                       passed=True))
+        allowed &= (Exists(reviews.filter(state=Review.State.ACCEPTED)) | Q(origin=Annotation.Origin.REVIEW)
+                    | agreed)
+    return allowed
 
 
 def latest_labels(project: Project) -> dict[int, Annotation]:
-    """The newest submitted annotation of every target image that has one."""
-    latest = (Annotation.objects.filter(image__project=project, is_submitted=True)
-              .values("image_id").annotate(version=Max("version")))
-    wanted = {(row["image_id"], row["version"]) for row in latest}
-    rows = Annotation.objects.filter(image__project=project, is_submitted=True,
-                                     image_id__in=[image_id for image_id, _ in wanted])
-    return {a.image_id: a for a in rows if (a.image_id, a.version) in wanted}
+    """The newest submitted annotation of every target image that has one allowed to train (trainable_labels)."""
+    rows = (Annotation.objects.filter(image__project=project, is_submitted=True)
+            .filter(trainable_labels(project)).order_by("image_id", "version"))
+    return {annotation.image_id: annotation for annotation in rows}  # the newest version of each image wins
 
 
 def pool_images_of(project: Project) -> list[Image]:

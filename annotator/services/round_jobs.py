@@ -5,7 +5,9 @@
     *selecting* and the same job is handed to the selection queue.
 ``round_select_run`` (queue ``default``)
     propose and store the round's queries (:mod:`.round_selection`) and open
-    the round, or, in the last round, finish the project.
+    the round, or, in the last round, finish the project. A large pool is
+    first scored by ``learning.score_shard`` tasks (a chord whose callback
+    is this task again; the job stays running meanwhile).
 
 Each step is idempotent: a task delivered twice, or re-queued after its
 worker died, finds the round further along and does only what is left.
@@ -92,6 +94,8 @@ def round_select_run(*, job_id: int, worker: str = "") -> str:
             job_succeed(job_id=job_id, message=f"round {round_.number}: final model evaluated; project finished")
             return "finished"
         stats = select_round(job_id, round_, start=TRAIN_SHARE, end=100)
+        if stats is None:  # shard tasks score the pool on several workers; this task runs again after them
+            return "scoring"
         if stats["queries"] == 0:
             round_finish(round_=round_, stats={**stats, "final": True})
             job_succeed(job_id=job_id, message="nothing left to label: project finished")

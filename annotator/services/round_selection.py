@@ -2,25 +2,34 @@
 
 The round step itself (score, calibrate, select, suggest) is the ML core's,
 the same function the benchmark simulators call; this module only reads the
-project into plain records and stores the proposal.
+project into plain records and stores the proposal. A large pool is scored
+first by ``learning.score_shard`` tasks on several workers, each writing one
+shard of the selection store (:func:`score_round_shard`); the round step then
+finds the shards and only selects.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from django.conf import settings as django_settings
+from django.db import transaction
 
 from learning.checkpoint import load_model
+from learning.pretrained import BackboneChoice
 from learning.progress import check_stop
 from learning.round_step import SelectionSettings, propose_round, validation_predictions
 from learning.selection import Budget, ScoreCache
 from learning.suggestions import background_classes_of
 from models_store import storage
 
-from ..models import Project, Round
-from .job_progress import JobReporter
+from ..models import Job, Project, Round
+from .job_progress import TRAINING_PHASES, JobReporter
+from .jobs import job_progress
 from .queries import image_queries_store, queries_store
 from .round_data import class_names, latest_labels, pool_images_of, round_data, round_pool
+from .round_training import backbone_choice, pretrain_project_encoder, train_config
 from .superpixels import image_superpixels
 
 BUDGET_UNITS = {Project.BudgetUnit.IMAGES: "images", Project.BudgetUnit.REGIONS: "regions",
@@ -31,6 +40,9 @@ SELECTION_PHASES = {"calibrate": (0.0, 0.1), "score": (0.1, 0.6), "superpixels":
 
 # The app's rounds draw from seed 0: a simulator run with seed 0 makes the same random choices.
 APP_SELECTION_SEED = 0
+
+# The job's phase while shard tasks score the pool (the selection task does not dispatch twice).
+SHARDS_PHASE = "score-shards"
 
 
 def selection_settings(project: Project, *, size: tuple[int, int]) -> SelectionSettings:
@@ -47,18 +59,107 @@ def selection_settings(project: Project, *, size: tuple[int, int]) -> SelectionS
     )
 
 
-def select_round(job_id: int, round_: Round, *, start: float = 0.0, end: float = 100.0) -> dict[str, Any]:
-    """Propose the round's queries with its model and store them with their suggestions; returns the stats."""
+def _round_model(round_: Round, classes: list[str]):
+    """The round's model and selection settings (every scoring worker of the round builds the same)."""
+    project, model_version = round_.project, round_.model_version
+    model, _ = load_model(storage.version_dir(model_version), expected_classes=classes)
+    model_size = model_version.train_config.get("size") or (project.train_height, project.train_width)
+    return model, selection_settings(project, size=(int(model_size[0]), int(model_size[1])))
+
+
+def _score_cache(round_: Round) -> ScoreCache:
+    return ScoreCache(storage.score_cache_dir(round_.project.pk), str(round_.model_version.pk))
+
+
+def _parallel_scoring_min_shards() -> int:
+    """Pools of at least this many shards are scored by shard tasks on several workers (0: never)."""
+    return int(django_settings.MASKLOOP_PARALLEL_SCORING_MIN_SHARDS)
+
+
+def _scoring_queue() -> str:
+    return str(django_settings.MASKLOOP_SCORING_QUEUE)
+
+
+def _dispatch_shards(job_id: int, round_: Round, shards: list[int]) -> None:
+    """Score ``shards`` on the scoring queue in parallel, then run the round's selection task again (a chord).
+
+    Each shard task writes its shard of the selection store (acks late: a
+    worker that dies mid-shard has its message delivered again, and only that
+    shard is redone); the selection task then finds every shard and selects.
+    """
+    from celery import chord
+
+    from learning.tasks import round_select, score_shard
+
+    queue = _scoring_queue()
+    header = [score_shard.si(job_id=job_id, shard=index).set(queue=queue) for index in shards]
+    Job.objects.filter(pk=job_id).update(phase=SHARDS_PHASE, message=f"round {round_.number}: scoring "
+                                         f"{len(shards)} shards of the pool on the {queue!r} queue")
+    transaction.on_commit(lambda: chord(header)(round_select.si(job_id=job_id)))
+
+
+def score_round_shard(*, job_id: int, shard: int) -> str:
+    """One shard of the round's pool into its selection store (the ``learning.score_shard`` task).
+
+    Reads only the shard's labels; returns quietly when the job or round is
+    gone or the round left selection. Idempotent: a shard already stored for
+    the same labels is not scored again.
+    """
+    from learning.round_step import summary_spec
+    from learning.selection.store import pool_shards
+    from learning.selection.streaming import score_shard
+
+    job = Job.objects.select_related("round__project", "round__model_version").filter(pk=job_id).first()
+    round_ = job.round if job is not None else None
+    if round_ is None or round_.state != Round.State.SELECTING or round_.model_version is None:
+        return "gone"
+    project = round_.project
+    classes = class_names(project)
+    model, settings = _round_model(round_, classes)
+    images = pool_images_of(project)
+    spec = summary_spec(settings, len(images))
+    shards = pool_shards(len(images), spec.shard_size)
+    if shard >= len(shards):
+        return "gone"  # the pool shrank since the shards were planned: the selection task scores what is left
+    mine = {images[i].pk for i in shards[shard]}
+    # Labels of this shard's images only (the other entries are never read by score_shard).
+    labels = {pk: annotation for pk, annotation in latest_labels(project).items() if pk in mine}
+    images, pool = round_pool(project, labels)
+    by_key = {f"image-{image.pk}": image for image in images}
+    store = _score_cache(round_).summaries(spec)
+    scored = score_shard(model, pool, shard, store, regions=lambda key: image_superpixels(image=by_key[key]))
+    done = sum(1 for _ in store.directory.glob("shard-*.npz"))
+    job_progress(job_id=job_id, phase=SHARDS_PHASE, progress=Job.objects.get(pk=job_id).progress,
+                 message=f"round {round_.number}: {done}/{len(shards)} shards of the pool scored")
+    return "scored" if scored else "present"
+
+
+def select_round(job_id: int, round_: Round, *, start: float = 0.0, end: float = 100.0) -> dict[str, Any] | None:
+    """Propose the round's queries with its model and store them with their suggestions; returns the stats.
+
+    A pool of many shards is first scored by shard tasks on several workers:
+    then this returns None and the round's selection task runs again once
+    every shard is stored. A job re-queued after that (a shard task failed
+    for good, a worker died) scores the shards still missing itself.
+    """
+    from learning.round_step import summary_spec
+    from learning.selection.streaming import missing_shards
+
     project = round_.project
     classes = class_names(project)
     model_version = round_.model_version
-    model, _ = load_model(storage.version_dir(model_version), expected_classes=classes)
-    model_size = model_version.train_config.get("size") or (project.train_height, project.train_width)
-    settings = selection_settings(project, size=(int(model_size[0]), int(model_size[1])))
+    model, settings = _round_model(round_, classes)
     labels = latest_labels(project)  # read once for training masks, validation and the pool
     data = round_data(project, labels)
     images, pool = round_pool(project, labels)
     by_key = {entry.key: image for entry, image in zip(pool, images)}
+    cache = _score_cache(round_)
+    minimum = _parallel_scoring_min_shards()
+    if minimum and Job.objects.filter(pk=job_id).exclude(phase=SHARDS_PHASE).exists():
+        missing = missing_shards(pool, cache.summaries(summary_spec(settings, len(pool))))
+        if len(missing) >= minimum:
+            _dispatch_shards(job_id, round_, missing)
+            return None
     reporter = JobReporter(job_id, start=start, end=end, phases=SELECTION_PHASES)
     proposal = propose_round(
         model, pool,
@@ -66,8 +167,7 @@ def select_round(job_id: int, round_: Round, *, start: float = 0.0, end: float =
         settings=settings, round_index=round_.number, val_miou=model_version.miou,
         background_classes=background_classes_of((s.mask for s in data.labeled), len(classes)),
         seed=APP_SELECTION_SEED, regions=lambda key: image_superpixels(image=by_key[key]),
-        cache=ScoreCache(storage.score_cache_dir(project.pk), str(model_version.pk)),
-        progress=reporter, should_stop=reporter.should_stop,
+        cache=cache, progress=reporter, should_stop=reporter.should_stop,
     )
     queries_store(round_=round_, model_version=model_version, proposal=proposal, images=by_key)
     return {**proposal.stats(settings, classes), "model_version": model_version.version,
@@ -94,23 +194,49 @@ def cold_start_budget_images(project: Project, images: list) -> int:
     return max(1, taken)
 
 
+def cold_start_encoder(job_id: int, project: Project) -> BackboneChoice | None:
+    """The pretrained encoder round 0 describes images with, when the project has one (else None).
+
+    Self-supervised pretraining runs here, before the first queries, when the
+    project asks for it: round 1's training reuses the finished run.
+    """
+    backbone = backbone_choice(project)
+    if backbone.kind == "ssl":
+        path = pretrain_project_encoder(job_id, project, JobReporter(job_id, start=0, end=50, phases=TRAINING_PHASES))
+        return replace(backbone, path=str(path))
+    return backbone if backbone.path else None
+
+
 def select_round_cold(job_id: int, round_: Round) -> dict[str, Any]:
     """Round 0 without a model: the most diverse whole images the budget buys, no suggestions."""
     from learning.data import load_image
-    from learning.selection.cold_start import cold_start_order, image_descriptor
+    from learning.selection.cold_start import cold_start_order, encoder_descriptors, image_descriptor
 
     project = round_.project
     images = pool_images_of(project)
-    reporter = JobReporter(job_id, start=0, end=100)
-    descriptors = []
-    for number, image in enumerate(images, start=1):
-        descriptors.append(image_descriptor(load_image(image.file.path)))
+    encoder = cold_start_encoder(job_id, project)
+    reporter = JobReporter(job_id, start=50 if encoder and encoder.kind == "ssl" else 0, end=100)
+
+    def described(number: int) -> None:
         reporter("describe", number, len(images))
         check_stop(reporter.should_stop, "selection")
+
+    if encoder is not None:
+        size = train_config(project, round_index=0, warm_start=False).size
+        descriptors = encoder_descriptors(project.architecture, encoder.path, (load_image(i.file.path) for i in images),
+                                          size, progress=described)
+        method = f"k-center on encoder features ({encoder.description})"
+    else:
+        descriptors = []
+        for number, image in enumerate(images, start=1):
+            descriptors.append(image_descriptor(load_image(image.file.path)))
+            described(number)
+        descriptors = np.stack(descriptors) if descriptors else np.zeros((0, 0))
+        method = "k-center on image descriptors"
     count = cold_start_budget_images(project, images)
-    order = cold_start_order(np.stack(descriptors)) if descriptors else iter(())
+    order = cold_start_order(descriptors) if len(descriptors) else iter(())
     chosen = [images[index] for index, _ in zip(order, range(count))]
     image_queries_store(round_=round_, images=chosen)
-    return {"strategy": "cold start: k-center on image descriptors", "query_unit": "image", "queries": len(chosen),
+    return {"strategy": f"cold start: {method}", "query_unit": "image", "queries": len(chosen),
             "query_pixels": int(sum(image.pixels for image in chosen)), "cold_start": True,
             "suggestion_precision": None, "suggestion_coverage": None, "model_version": None, "val_miou": None}

@@ -137,6 +137,13 @@ def pretrain_project_encoder(job_id: int, project: Project, reporter: JobReporte
     return result.encoder_path
 
 
+def _mix_note(labeled, share: float) -> str:
+    targets = sum(sample.target for sample in labeled)
+    if not share or not targets or targets == len(labeled):
+        return ""
+    return f"; {share:.0%} of each batch and of the cross-entropy from the {targets} labeled target images"
+
+
 def train_round(job_id: int, round_: Round) -> ModelVersion:
     """Train the round's model once; a second call returns the model the first one stored."""
     existing = ModelVersion.objects.filter(round=round_).first()
@@ -173,6 +180,20 @@ def _readable_current_model(project: Project, round_: Round, classes: list[str])
     return None
 
 
+def miou_text(miou: float | None) -> str:
+    """0.16698613811979637 → "16.7 %" (how the job log writes an mIoU); None → n/a."""
+    return "n/a (no validation labels yet)" if miou is None else f"{100 * miou:.1f} %"
+
+
+def _consistency_note(project: Project, planned: TrainConfig) -> str:
+    """Say so when the project asks for consistency training and this round leaves it out (learning/recipe.py:
+    from scratch its mean teacher would only copy its own early mistakes, so it joins from round 1 on)."""
+    if project.consistency_training and "consistency" not in planned.objective_names:
+        return "; consistency training is on but joins from the first fine-tuning round (round 1): its mean " \
+               "teacher needs a trained model to copy"
+    return ""
+
+
 def _train_and_store(job_id: int, project: Project, round_: Round, parent: ModelVersion | None,
                      classes: list[str], directory: Path) -> dict[str, Any]:
     data = round_data(project)
@@ -195,9 +216,10 @@ def _train_and_store(job_id: int, project: Project, round_: Round, parent: Model
     planned = train_config(project, round_index=round_.number, warm_start=init_state is not None)
     job_log(job_id=job_id, line=(
         f"round {round_.number}: {'fine-tuning model v' + str(parent.version) if parent else 'training from scratch'}"
-        f" on {len(data.labeled)} labeled images ({data.labeled_target_pixels} human-labeled target pixels), "
+        f" on {len(data.labeled)} labeled images ({data.labeled_target_pixels} human-labeled target pixels"
+        f"{_mix_note(data.labeled, planned.target_label_share)}), "
         f"{len(data.unlabeled)} unlabeled target images, {planned.steps} steps at {planned.size}, "
-        f"objectives {list(planned.objective_names)}"))
+        f"objectives {list(planned.objective_names)}{_consistency_note(project, planned)}"))
     from learning.adaptation import OBJECTIVES
 
     reporter = JobReporter(job_id, start=train_start, end=TRAIN_SHARE, phases=TRAINING_PHASES)
@@ -220,6 +242,6 @@ def _train_and_store(job_id: int, project: Project, round_: Round, parent: Model
                                 f" ({decision.reason})")
     cut = (f" (time budget of {config.time_budget_s / 60:g} min: {result.steps} of {config.steps} steps)"
            if result.steps < config.steps else "")
-    job_log(job_id=job_id, line=f"round {round_.number}: validation mIoU {app_metrics['miou']}, "
+    job_log(job_id=job_id, line=f"round {round_.number}: validation mIoU {miou_text(app_metrics['miou'])}, "
                                 f"{result.train_seconds:.0f} s training{cut}")
     return meta

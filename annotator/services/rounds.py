@@ -65,7 +65,10 @@ def project_start(*, project: Project, user: AbstractBaseUser | None = None) -> 
     """
     from .round_data import has_labels
 
+    from .projects import project_refuse_if_archived
+
     project = Project.objects.select_for_update().get(pk=project.pk)
+    project_refuse_if_archived(project)
     if project.has_started:
         raise ServiceError(f"{project.name} has started already")
     problems = project_readiness(project=project)
@@ -124,9 +127,12 @@ def round_close(*, round_: Round, user: AbstractBaseUser | None = None) -> Round
     Pending queries of a closed round stay pending but are never handed out again.
     Calling it on an already closed round is a no-op that returns its successor.
     """
+    from .projects import project_refuse_if_archived
+
     round_ = Round.objects.select_for_update().get(pk=round_.pk)
     if round_.state == Round.State.CLOSED:
         return round_.project.rounds.filter(number=round_.number + 1).first()
+    project_refuse_if_archived(round_.project)
     if round_.state != Round.State.LABELING:
         raise ServiceError(f"round {round_.number} is {round_.get_state_display().lower()}, not labeling")
     _move(round_, Round.State.CLOSED)
@@ -141,8 +147,14 @@ def round_close(*, round_: Round, user: AbstractBaseUser | None = None) -> Round
 
 
 def round_close_if_complete(*, round_: Round) -> Round | None:
-    """Called after every submit/skip: closes the round once no query is pending."""
-    if round_.state == Round.State.LABELING and not round_.queries.filter(status=Query.Status.PENDING).exists():
+    """Called after every submit/skip and review decision: closes the round once no query is pending
+    (and, when the project asks for it, no review of its queries either)."""
+    from .review import review_holds_round
+
+    if Project.objects.filter(pk=round_.project_id, archived_at__isnull=False).exists():
+        return None  # archived: nothing starts there; the round waits until the lead unarchives the project
+    if (round_.state == Round.State.LABELING and not round_.queries.filter(status=Query.Status.PENDING).exists()
+            and not review_holds_round(round_=round_)):
         return round_close(round_=round_)
     return None
 
@@ -161,12 +173,16 @@ def round_mark_selecting(*, round_: Round, model_version) -> Round:
 @transaction.atomic
 def round_open(*, round_: Round, stats: dict | None = None) -> Round:
     """Queries and suggestions are stored: annotators can start."""
+    from .review import agreement_replicas_create
+
     round_ = Round.objects.select_for_update().get(pk=round_.pk)
     if round_.state == Round.State.SELECTING:
         _move(round_, Round.State.LABELING)
         round_.opened_at = timezone.now()
-        # The budget counts what trains the model; validation queries are reported apart.
-        round_.budget_planned_pixels = sum(round_.queries.filter(kind=Query.Kind.LABEL).values_list("pixels", flat=True))
+        agreement_replicas_create(round_=round_)  # second copies for agreement, before anyone can label
+        # The budget counts what trains the model; validation queries and agreement copies are reported apart.
+        round_.budget_planned_pixels = sum(round_.queries.filter(kind=Query.Kind.LABEL, replica_of__isnull=True)
+                                           .values_list("pixels", flat=True))
         round_.stats = {**round_.stats, **(stats or {})}
         round_.save(update_fields=["state", "opened_at", "budget_planned_pixels", "stats"])
     return round_
@@ -198,4 +214,7 @@ def job_retry(*, job: Job, user: AbstractBaseUser | None = None) -> Job:
     refusal = job.retry_refusal()
     if refusal:
         raise ServiceError(refusal)
+    from .projects import project_refuse_if_archived
+
+    project_refuse_if_archived(job.round.project)
     return _enqueue_round_job(job.round)

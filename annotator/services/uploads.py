@@ -19,6 +19,7 @@ from ..imaging import IMAGE_SUFFIXES, InvalidImage
 from ..models import Image, Project
 from .errors import ServiceError
 from .imports import file_name_safe, file_size_check, image_import_bytes
+from .projects import project_refuse_if_archived
 
 # Files (images and masks together) one request may carry; the page sends 8 images (+ masks) at a time.
 UPLOAD_MAX_FILES = 64
@@ -44,6 +45,7 @@ class UploadResult:
 
 def upload_split_check(*, project: Project, domain: str, split: str) -> None:
     """Refuse a whole upload whose destination the project's rules forbid (the same as the imports')."""
+    project_refuse_if_archived(project)
     if domain not in UPLOAD_SPLITS:
         raise ServiceError(f"domain must be one of {list(UPLOAD_SPLITS)}, not {domain!r}")
     if split not in UPLOAD_SPLITS[domain]:

@@ -1,10 +1,7 @@
 """Number formats of the lead pages: shares as percentages, deltas in points, durations, pixel counts."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django import template
-from django.utils import timezone
 
 register = template.Library()
 
@@ -61,7 +58,26 @@ def number(value, digits: int = 1) -> str:
 
 @register.simple_tag
 def job_duration(job) -> str:
-    if not job.started_at:
-        return NA
-    end = job.finished_at or (timezone.now() if not job.is_final else job.heartbeat_at or job.started_at)
-    return seconds((end - job.started_at) / timedelta(seconds=1))
+    """"ran 12 s · waited 4 min 30 s" (annotator.selectors_jobs.job_timing_text)."""
+    from annotator.selectors_jobs import job_timing_text
+
+    return job_timing_text(job=job)
+
+
+@register.simple_tag
+def job_wait_note(job) -> str:
+    """Why a queued job waits ("" for any other): its queue and how many jobs are ahead of it there."""
+    from annotator.selectors_jobs import job_wait_note as note
+
+    return note(job=job)
+
+
+@register.simple_tag
+def job_badge(job) -> str:
+    """The badge of a job's state (a queued job says "Queued"; an import with rejected files "with warnings")."""
+    from django.utils.html import format_html
+
+    from annotator.selectors_jobs import job_badge as badge
+
+    text, state = badge(job=job)
+    return format_html('<span class="badge job-state job-state-{}">{}</span>', state, text)

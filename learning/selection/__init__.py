@@ -10,11 +10,20 @@ the app's round worker and the campaign simulator both run)::
 The simulator answers the queries with :func:`query_labels` (an oracle) and
 folds them in with :func:`merge_labels`.
 
+That holds every image's full score record in memory, which suits a small
+pool. The round step streams instead: ``streaming.score_into_store`` keeps
+per image only its :class:`~learning.selection.summaries.ImageSummary`, in
+shards on disk, and ``strategies.select_from_table`` selects from them with
+the same result.
+
 Modules: ``uncertainty`` (per-pixel maps), ``regions`` (SLIC / grid units,
-RIPU scores, region features), ``diversity`` (k-center order, distances),
-``scoring`` (:class:`PoolScore`, :func:`score_pool`, :class:`ScoreCache`),
-``candidates`` (pool items -> units), ``queries`` (budgets, query specs),
-``strategies`` (the registry and :func:`select_queries`).
+RIPU scores, region features), ``diversity`` (k-center order, distances,
+groups of neighbours), ``scoring`` (:class:`PoolScore`, :func:`score_pool`,
+``iter_scores``, :class:`ScoreCache`), ``summaries`` (what selection keeps
+of a scored image), ``store`` (summaries in shards on disk), ``streaming``
+(pool → store → table), ``candidates`` (summaries -> units), ``queries``
+(budgets, query specs), ``strategies`` (the registry, :func:`select_queries`,
+``select_from_table``).
 """
 from learning.selection.candidates import PoolItem
 from learning.selection.queries import Budget, QuerySpec, merge_labels, query_labels

@@ -9,6 +9,10 @@ counted. Scores computed at the model's size are resized to the canvas.
 Already-labeled pixels are never queried again: they do not count toward a
 unit's pixels or its mean uncertainty, a fully labeled unit is no candidate,
 and labeled units serve as diversity centres instead.
+
+Candidates are built from a pool's :class:`~learning.selection.summaries.SummaryTable`
+(what selection keeps of each scored image); :func:`image_candidates` and
+:func:`region_candidates` summarise pool items held in memory first.
 """
 from __future__ import annotations
 
@@ -19,18 +23,18 @@ import numpy as np
 
 from learning.labels import IGNORE_INDEX
 from learning.selection.diversity import l2_normalise
-from learning.selection.regions import (
-    DEFAULT_GRID_CELL,
-    class_rarity_weights,
-    grid_regions,
-    region_features,
-    region_scores,
-)
-from learning.selection.resample import resize_bilinear, resize_nearest
+from learning.selection.regions import DEFAULT_GRID_CELL, class_rarity_weights, grid_regions
+from learning.selection.resample import resize_nearest
 from learning.selection.scoring import PoolScore
+from learning.selection.summaries import (
+    LABELED_CENTRE_FRACTION,
+    SummaryTable,
+    summarise,
+    table_from_summaries,
+)
 
-# A unit at least this much labeled counts as "labeled" (a diversity centre).
-LABELED_CENTRE_FRACTION = 0.5
+__all__ = ["LABELED_CENTRE_FRACTION", "Candidates", "PoolItem", "candidates_from_table", "image_candidates",
+           "region_candidates"]
 
 
 @dataclass(eq=False)
@@ -94,10 +98,12 @@ class Candidates:
     the mean uncertainty for images). ``features(rows)`` gives L2-normalised
     descriptors for the rows asked for (computed lazily: only the shortlist
     of a diversity strategy needs them) and ``centres`` those of labeled units.
+    ``keys[i]`` names pool image ``i``; ``pool_item(i)`` gives it back as a
+    :class:`PoolItem` (its region map and labels), for the images queried.
     """
 
     unit: str
-    items: list[PoolItem]
+    keys: list[str]
     item: np.ndarray
     region: np.ndarray
     pixels: np.ndarray
@@ -105,6 +111,7 @@ class Candidates:
     informativeness: np.ndarray
     _features: Callable[[np.ndarray], np.ndarray] = field(repr=False)
     _centres: Callable[[], np.ndarray] = field(repr=False)
+    pool_item: Callable[[int], PoolItem] = field(repr=False)
     total_pixels: int = 0
 
     def __len__(self) -> int:
@@ -117,53 +124,15 @@ class Candidates:
         return self._centres()
 
 
+def _summaries_table(entries: list[PoolItem | PoolScore], unit: str, **options) -> SummaryTable:
+    items = [as_pool_item(e) for e in entries]
+    return table_from_summaries([summarise(item, unit=unit, **options) for item in items], unit,
+                                pool_item=items.__getitem__)
+
+
 def image_candidates(entries: list[PoolItem | PoolScore]) -> Candidates:
     """Whole images with unlabeled pixels left; labeled-majority images become centres."""
-    items = [as_pool_item(e) for e in entries]
-    rows, pixels, unc, centre_rows = [], [], [], []
-    total = 0
-    for i, item in enumerate(items):
-        h, w = item.canvas
-        total += h * w
-        labeled = item.labeled_mask()
-        if labeled is None:
-            rows.append(i)
-            pixels.append(h * w)
-            unc.append(item.score.score)
-            continue
-        free = int((~labeled).sum())
-        if labeled.mean() >= LABELED_CENTRE_FRACTION:
-            centre_rows.append(i)
-        if free == 0:
-            continue
-        unlabeled_small = ~resize_nearest(labeled, item.score.size)
-        u = item.score.uncertainty
-        rows.append(i)
-        pixels.append(free)
-        unc.append(float(u[unlabeled_small].mean()) if unlabeled_small.any() else float(u.mean()))
-
-    def features(selected: np.ndarray) -> np.ndarray:
-        return l2_normalise(np.stack([items[int(rows_arr[r])].score.features for r in selected]))
-
-    def centres() -> np.ndarray:
-        if not centre_rows:
-            return np.zeros((0, 0))
-        return l2_normalise(np.stack([items[i].score.features for i in centre_rows]))
-
-    rows_arr = np.asarray(rows, dtype=np.int64)
-    unc_arr = np.asarray(unc, dtype=np.float64)
-    return Candidates(
-        unit="image",
-        items=items,
-        item=rows_arr,
-        region=np.full(len(rows_arr), -1, dtype=np.int64),
-        pixels=np.asarray(pixels, dtype=np.int64),
-        uncertainty=unc_arr,
-        informativeness=unc_arr.copy(),
-        _features=features,
-        _centres=centres,
-        total_pixels=total,
-    )
+    return candidates_from_table(_summaries_table(entries, "image"))
 
 
 def region_candidates(
@@ -175,89 +144,107 @@ def region_candidates(
     max_centres: int = 5000,
     rng: np.random.Generator | None = None,
 ) -> Candidates:
-    """Every region with unlabeled pixels, scored RIPU-style on the canvas.
+    """Every region with unlabeled pixels, scored RIPU-style on the canvas (see :func:`candidates_from_table`).
 
-    ``rarity_power`` > 0 multiplies region scores by a class-rarity weight
-    (Cai et al. ClassBal) computed from the pool's predicted class
-    frequencies. Regions that are mostly labeled become diversity centres (at
-    most ``max_centres``, subsampled with ``rng``).
+    ``num_classes`` defaults to the largest predicted class + 1.
     """
     items = [as_pool_item(e) for e in entries]
     if num_classes is None:
         num_classes = max(int(item.score.pred.max()) for item in items) + 1 if items else 1
-    weights = None
-    if rarity_power > 0 and items:
-        counts = sum(np.bincount(item.score.pred.ravel(), minlength=num_classes)[:num_classes] for item in items)
-        weights = class_rarity_weights(counts, power=rarity_power)
+    table = _summaries_table(items, "region", num_classes=num_classes, context=context, rarity=rarity_power > 0)
+    return candidates_from_table(table, rarity_power=rarity_power, max_centres=max_centres, rng=rng)
 
-    item_col, region_col, pixel_col, unc_col, info_col = [], [], [], [], []
-    centre_refs: list[tuple[int, np.ndarray]] = []
-    region_maps: dict[int, np.ndarray] = {}
-    total = 0
-    for i, item in enumerate(items):
-        regions = item.region_map()
-        canvas = regions.shape
-        total += canvas[0] * canvas[1]
-        labeled = item.labeled_mask()
-        uncertainty = resize_bilinear(item.score.uncertainty, canvas)
-        pred = resize_nearest(item.score.pred, canvas)
-        scored = region_scores(
-            uncertainty,
-            pred,
-            regions,
-            num_classes=num_classes,
-            context=context,
-            class_weights=weights,
-            labeled_mask=labeled,
-        )
-        region_maps[i] = regions
-        ids = np.flatnonzero(scored.pixels > 0)
-        item_col.append(np.full(len(ids), i, dtype=np.int64))
-        region_col.append(ids)
-        pixel_col.append(scored.pixels[ids])
-        unc_col.append(scored.mean_uncertainty[ids])
-        info_col.append(scored.scores[ids])
-        if labeled is not None:
-            area = np.bincount(regions.ravel(), minlength=len(scored.pixels))
-            done = np.flatnonzero((scored.labeled_fraction >= LABELED_CENTRE_FRACTION) & (area > 0))
-            if len(done):
-                centre_refs.append((i, done))
 
-    def concat(parts: list[np.ndarray], dtype) -> np.ndarray:
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+def candidates_from_table(
+    table: SummaryTable,
+    *,
+    rarity_power: float = 0.0,
+    max_centres: int = 5000,
+    rng: np.random.Generator | None = None,
+) -> Candidates:
+    """The query units of a summarised pool, whole images or regions as the table was summarised.
 
-    item_arr = concat(item_col, np.int64)
-    region_arr = concat(region_col, np.int64)
+    Images: every image with unlabeled pixels left; labeled-majority images
+    become centres. Regions: every region with unlabeled pixels;
+    ``rarity_power`` > 0 multiplies region scores by a class-rarity weight
+    (Cai et al. ClassBal) computed from the pool's predicted class
+    frequencies. Regions that are mostly labeled become diversity centres
+    (at most ``max_centres``, subsampled with ``rng``).
+    """
+    total = int((table.canvas[:, 0] * table.canvas[:, 1]).sum()) if len(table) else 0
+    if table.unit == "image":
+        return _image_units(table, total)
+    return _region_units(table, total, rarity_power=rarity_power, max_centres=max_centres, rng=rng)
+
+
+def _image_units(table: SummaryTable, total: int) -> Candidates:
+    rows_arr = np.flatnonzero(table.candidate).astype(np.int64)
+    centre_rows = np.flatnonzero(table.centre)
+    unc_arr = table.uncertainty[rows_arr].astype(np.float64)
 
     def features(selected: np.ndarray) -> np.ndarray:
-        dim = items[0].score.feature_map.shape[0] if items else 0
+        return l2_normalise(table.features[rows_arr[selected]])
+
+    def centres() -> np.ndarray:
+        if not len(centre_rows):
+            return np.zeros((0, 0))
+        return l2_normalise(table.features[centre_rows])
+
+    return Candidates(
+        unit="image", keys=table.keys, item=rows_arr, region=np.full(len(rows_arr), -1, dtype=np.int64),
+        pixels=table.pixels[rows_arr].astype(np.int64), uncertainty=unc_arr, informativeness=unc_arr.copy(),
+        _features=features, _centres=centres, pool_item=table.pool_item, total_pixels=total,
+    )
+
+
+def _region_units(table: SummaryTable, total: int, *, rarity_power: float, max_centres: int,
+                  rng: np.random.Generator | None) -> Candidates:
+    item_arr, region_arr = table.region_item, table.region_id
+    informativeness = table.region_scores
+    if rarity_power > 0 and len(table):
+        weights = class_rarity_weights(table.class_counts.sum(axis=0), power=rarity_power)
+        informativeness = informativeness.copy()
+        starts = np.r_[0, np.cumsum(np.bincount(item_arr, minlength=len(table)))]
+        for i in np.unique(item_arr):
+            factor = table.source.region_shares(int(i)) @ weights
+            rows = slice(starts[i], starts[i + 1])
+            informativeness[rows] = informativeness[rows] * factor[region_arr[rows]]
+
+    def features(selected: np.ndarray) -> np.ndarray:
+        dim = table.features.shape[1] if len(table) else 0
         out = np.zeros((len(selected), dim), dtype=np.float32)
         owners = item_arr[selected]
-        for i in np.unique(owners):
-            pos = np.flatnonzero(owners == i)
-            out[pos] = region_features(region_maps[int(i)], items[int(i)].score.feature_map, region_arr[selected[pos]])
+        # Rows grouped by image in one stable sort (each image's rows keep their order): linear, not images × rows.
+        order = np.argsort(owners, kind="stable")
+        images, starts = np.unique(owners[order], return_index=True)
+        groups = np.split(order, starts[1:])
+        wanted = {int(i): region_arr[selected[rows]] for i, rows in zip(images, groups)}
+        found = table.source.region_features(wanted)
+        for i, rows in zip(images, groups):
+            out[rows] = found[int(i)]
         return l2_normalise(out)
 
     def centres() -> np.ndarray:
-        parts = [region_features(region_maps[i], items[i].score.feature_map, ids) for i, ids in centre_refs]
-        if not parts:
+        counts = table.centre_counts
+        count = int(counts.sum())
+        if count == 0:
             return np.zeros((0, 0))
-        stacked = np.concatenate(parts)
-        if len(stacked) > max_centres:
+        chosen = None
+        if count > max_centres:
             chooser = rng if rng is not None else np.random.default_rng(0)
-            stacked = stacked[chooser.choice(len(stacked), max_centres, replace=False)]
+            chosen = chooser.choice(count, max_centres, replace=False)
+        owners = np.repeat(np.arange(len(counts)), counts)
+        starts = np.r_[0, np.cumsum(counts)]
+        images = np.flatnonzero(counts) if chosen is None else np.unique(owners[chosen])
+        found = table.source.centre_features([int(i) for i in images])
+        if chosen is None:
+            stacked = np.concatenate([found[int(i)] for i in images])
+        else:
+            stacked = np.stack([found[int(owners[g])][g - starts[owners[g]]] for g in chosen])
         return l2_normalise(stacked)
 
     return Candidates(
-        unit="region",
-        items=items,
-        item=item_arr,
-        region=region_arr,
-        pixels=concat(pixel_col, np.int64),
-        uncertainty=concat(unc_col, np.float64),
-        informativeness=concat(info_col, np.float64),
-        _features=features,
-        _centres=centres,
-        total_pixels=total,
+        unit="region", keys=table.keys, item=item_arr, region=region_arr, pixels=table.region_pixels,
+        uncertainty=table.region_uncertainty, informativeness=informativeness,
+        _features=features, _centres=centres, pool_item=table.pool_item, total_pixels=total,
     )
-

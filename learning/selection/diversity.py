@@ -89,3 +89,45 @@ def iter_kcenter(
         yield i
         d2 = x_sq + x_sq[i] - 2.0 * (x @ x[i])
         min_dist = np.minimum(min_dist, np.sqrt(np.maximum(d2, 0.0)))
+
+
+def partition(features: np.ndarray, max_size: int, *, iterations: int = 8) -> list[np.ndarray]:
+    """Split the rows into groups of at most ``max_size`` neighbours: recursive median cuts along the main axis.
+
+    Each cut halves a group along its principal direction (a few power
+    iterations from a fixed start, so the result is deterministic), the
+    median keeping the halves balanced. Cost O(n D log(n / max_size)): the
+    way diversity stays linear in the pool (see ``strategies.diversity_order``).
+    Groups come back in a fixed order; row indices in each are ascending.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    done: list[np.ndarray] = []
+    todo = [np.arange(len(x))]
+    while todo:
+        rows = todo.pop()
+        if len(rows) <= max(1, max_size):
+            done.append(rows)
+            continue
+        centred = x[rows] - x[rows].mean(axis=0)
+        axis = centred[int(np.argmax((centred * centred).sum(axis=1)))].copy()
+        for _ in range(iterations):
+            axis = centred.T @ (centred @ axis)
+            norm = np.linalg.norm(axis)
+            if norm == 0:
+                break
+            axis /= norm
+        projection = centred @ axis
+        order = np.argsort(projection, kind="stable")
+        half = len(rows) // 2
+        todo.extend([np.sort(rows[order[half:]]), np.sort(rows[order[:half]])])
+    return done
+
+
+def nearest_group(points: np.ndarray, features: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """For each of ``points``, the index of the group whose mean feature is nearest."""
+    if not len(points):
+        return np.zeros(0, dtype=np.int64)
+    means = np.stack([np.asarray(features[g], dtype=np.float64).mean(axis=0) for g in groups])
+    x = np.asarray(points, dtype=np.float64)
+    d2 = (x * x).sum(axis=1)[:, None] + (means * means).sum(axis=1)[None, :] - 2.0 * (x @ means.T)
+    return np.argmin(d2, axis=1)

@@ -153,7 +153,7 @@ def group_queries(candidates: Candidates, rows: list[int], scores: np.ndarray) -
         by_item.setdefault(int(c.item[row]), []).append(row)
     queries = []
     for rank, (i, item_rows) in enumerate(by_item.items()):
-        item = c.items[i]
+        item = c.pool_item(i)
         if c.unit == "image":
             mask = np.ones(item.canvas, dtype=bool)
             region_ids = None

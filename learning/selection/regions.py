@@ -199,8 +199,12 @@ def region_features(regions: np.ndarray, feature_map: np.ndarray, region_ids: np
     num_cells = fh * fw
     overlap = np.bincount(regions.ravel().astype(np.int64) * num_cells + cells, minlength=num_regions * num_cells)
     overlap = overlap.reshape(num_regions, num_cells).astype(np.float32)
-    if region_ids is not None:
-        overlap = overlap[np.asarray(region_ids, dtype=np.int64)]
     area = overlap.sum(axis=1, keepdims=True)
+    # Always the product over every region, then the rows asked for: BLAS rounds a row differently
+    # depending on how many rows it multiplies, and a region's descriptor must not depend on which
+    # other regions were asked for with it (the selection store keeps some, recomputes others).
     pooled = overlap @ feature_map.reshape(dim, num_cells).T.astype(np.float32)
-    return np.divide(pooled, area, out=np.zeros_like(pooled), where=area > 0)
+    features = np.divide(pooled, area, out=np.zeros_like(pooled), where=area > 0)
+    if region_ids is not None:
+        features = features[np.asarray(region_ids, dtype=np.int64)]
+    return features

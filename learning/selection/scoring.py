@@ -9,9 +9,11 @@ cheap reductions over the logits, done batched on the model's device before
 anything is copied to numpy.
 
 Scores depend only on the model version, the image and the scoring settings,
-so :class:`ScoreCache` keeps them on disk: re-selecting after a crash, or
-showing suggestions for an image scored in the same round, costs no forward
-pass.
+so :class:`ScoreCache` can keep them on disk. A whole pool's full records do
+not fit in memory (about 1.3 MB an image at 240x320): the round step streams
+them through :func:`iter_scores` and keeps per image only a compact summary
+(:mod:`learning.selection.summaries`, stored by :mod:`learning.selection.store`
+in the same per-version folder).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from learning.data import CACHE, ImageSource, Sample, normalize, to_tensor
+from learning.data import CACHE, ImageSource, Sample, load_image, normalize, resize_image, to_tensor
 from learning.device import numerics_for, pick_device
 from learning.selection.uncertainty import (
     UNCERTAINTY_MEASURES,
@@ -170,6 +172,12 @@ class ScoreCache:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def summaries(self, spec):
+        """This version's selection store for ``spec`` (a :class:`learning.selection.store.SummarySpec`)."""
+        from learning.selection.store import SummaryStore
+
+        return SummaryStore(self.directory / "summaries" / spec.tag(), spec)
+
     def prune(self, keep: Iterable[str] = ()) -> None:
         """Delete the folders of every model version except this one and ``keep``."""
         import shutil
@@ -228,9 +236,10 @@ def score_pool(
     passes with dropout active (MC-dropout; needs a model with dropout
     layers). Cached records are reused when ``cache`` holds this model
     version's scores for the same settings.
+
+    Every record stays in memory: for a large pool use :func:`iter_scores`,
+    which hands them over one at a time.
     """
-    if measure not in UNCERTAINTY_MEASURES:
-        raise ValueError(f"unknown uncertainty measure {measure!r}; known: {sorted(UNCERTAINTY_MEASURES)}")
     size = (int(size[0]), int(size[1]))
     settings = _settings_tag(measure, size, tta, mc_samples)
     samples = [item if isinstance(item, Sample) else Sample(image=item) for item in images]
@@ -245,6 +254,44 @@ def score_pool(
             todo.append(i)
     if not todo:
         return results  # type: ignore[return-value]
+    records = iter_scores(model, [samples[i] for i in todo], measure=measure, batch_size=batch_size, device=device,
+                          size=size, tta=tta, mc_samples=mc_samples, precision=precision)
+    for i, record in zip(todo, records):
+        key = _sample_key(samples[i])
+        if key is None:
+            record.key = f"#{i}"
+        results[i] = record
+        if cache is not None and key is not None:
+            cache.put(record, settings)
+    return results  # type: ignore[return-value]
+
+
+def iter_scores(
+    model: nn.Module,
+    images: Sequence[Sample | ImageSource],
+    *,
+    measure: str = "entropy",
+    batch_size: int = 8,
+    device: torch.device | str | None = None,
+    size: Size = (240, 320),
+    tta: bool = False,
+    mc_samples: int = 0,
+    precision: str = "auto",
+    cache_images: bool = True,
+) -> Iterator[PoolScore]:
+    """:func:`score_pool` one record at a time, in input order, one batch in memory (no score cache).
+
+    Records of images without a key are named ``#<position>``.
+    ``cache_images=False`` decodes files without keeping them in
+    :data:`learning.data.CACHE`: a pass over a large pool would only fill
+    it (up to ``MASKLOOP_IMAGE_CACHE_MB``) with images read once.
+    """
+    if measure not in UNCERTAINTY_MEASURES:
+        raise ValueError(f"unknown uncertainty measure {measure!r}; known: {sorted(UNCERTAINTY_MEASURES)}")
+    size = (int(size[0]), int(size[1]))
+    samples = [item if isinstance(item, Sample) else Sample(image=item) for item in images]
+    if not samples:
+        return
 
     # torchvision is heavy: only the scoring path pays for importing it.
     from learning.models import model_forward
@@ -265,12 +312,15 @@ def score_pool(
         # every reduction over classes below runs several times faster on that layout.
         return out.logits.contiguous().float().log_softmax(dim=1), out.features
 
+    def decode(source: ImageSource) -> np.ndarray:
+        if cache_images:
+            return CACHE.get_or_load("image", source, size)
+        return resize_image(load_image(source), size)
+
     try:
-        with torch.inference_mode():
-            for chunk in _chunks(todo, max(1, batch_size)):
-                batch = torch.stack(
-                    [to_tensor(CACHE.get_or_load("image", samples[i].image, size)) for i in chunk]
-                )
+        for chunk in _chunks(range(len(samples)), max(1, batch_size)):
+            with torch.inference_mode():
+                batch = torch.stack([to_tensor(decode(samples[i].image)) for i in chunk])
                 x = numerics.prepare_input(normalize(batch))
                 log_probs, features = log_probabilities(x)
                 probs = log_probs.exp()
@@ -296,22 +346,26 @@ def score_pool(
                 conf_np = confidence.cpu().numpy()
                 unc_np = unc.cpu().numpy()
                 feat_np = features.to(torch.float16).cpu().numpy()
-                for j, i in enumerate(chunk):
-                    sample = samples[i]
-                    key = _sample_key(sample)
-                    record = PoolScore(
-                        key=key if key is not None else f"#{i}",
-                        image_size=_image_size(sample.image),
-                        pred=pred_np[j],
-                        confidence=conf_np[j],
-                        uncertainty=unc_np[j],
-                        feature_map=feat_np[j],
-                        measure=measure,
-                        score=float(image_scores[j]),
-                    )
-                    results[i] = record
-                    if cache is not None and key is not None:
-                        cache.put(record, settings)
+            records = []
+            for j, i in enumerate(chunk):
+                sample = samples[i]
+                key = _sample_key(sample)
+                records.append(PoolScore(
+                    key=key if key is not None else f"#{i}",
+                    image_size=_image_size(sample.image),
+                    pred=pred_np[j],
+                    confidence=conf_np[j],
+                    uncertainty=unc_np[j],
+                    feature_map=feat_np[j],
+                    measure=measure,
+                    score=float(image_scores[j]),
+                ))
+            del batch, x, log_probs, features, probs, confidence, pred, unc
+            # The model goes back to its own mode while the caller works on the batch's records.
+            model.train(was_training)
+            yield from records
+            model.eval()
+            if mc_samples > 0:
+                _enable_dropout(model)
     finally:
         model.train(was_training)
-    return results  # type: ignore[return-value]

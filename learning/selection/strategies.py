@@ -36,6 +36,13 @@ wide slice of the pool while the model is weak. Then, by
 
 In both, already-labeled units are centres, and ``w = 1`` is exactly top-k
 by score.
+
+At scale the shortlist holds at most ``max_shortlist`` units (or ``k``, if
+more), and when ``shortlist × k`` exceeds ``exact_diversity_cost`` (pools
+of tens of thousands of images) the picker runs on groups of neighbouring
+units, each with its share of the picks (:func:`_partitioned_picks`):
+linear in the shortlist instead of ``O(n k)``. Below that the whole
+shortlist is one group, the exact reference.
 """
 from __future__ import annotations
 
@@ -48,10 +55,11 @@ import numpy as np
 from learning.selection.candidates import (
     Candidates,
     PoolItem,
+    candidates_from_table,
     image_candidates,
     region_candidates,
 )
-from learning.selection.diversity import iter_kcenter, l2_normalise
+from learning.selection.diversity import iter_kcenter, l2_normalise, nearest_group, partition
 from learning.selection.queries import (
     Budget,
     QuerySpec,
@@ -60,6 +68,15 @@ from learning.selection.queries import (
     group_queries,
 )
 from learning.selection.scoring import PoolScore
+from learning.selection.summaries import SummaryTable
+
+
+# Shortlist size × picks up to which the diversity step runs on the whole shortlist, the reference
+# (every pool of a few thousand images); above it, on groups of neighbours (k-means and k-center both
+# cost O(n k D), quadratic in the pool when the budget is a share of it).
+EXACT_DIVERSITY_COST = 5_000_000
+# Picks each group of neighbours contributes, about: the groups hold GROUP_PICKS * n / k units.
+GROUP_PICKS = 64
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,8 @@ class SelectionParams:
     uncertainty_weight: float = 0.5  # fixed trade-off of entropy_diversity and region
     diversity: str = "kmeans"  # "kmeans" (typical unit per cluster) | "kcenter" (core-set)
     candidate_factor: float = 50.0  # shortlist size at w = 0, in multiples of the picks
+    max_shortlist: int = 100_000  # the shortlist never exceeds this (or the picks, if more): bounds memory
+    exact_diversity_cost: float = EXACT_DIVERSITY_COST  # shortlist x picks above which diversity runs in groups
     per_image_cap: float = 3.0  # region picks per image <= ceil(cap * k / images with candidates)
     rarity_power: float = 0.0  # > 0: weight region scores by predicted-class rarity
     context: int = 1  # RIPU neighbourhood half-width, in canvas pixels
@@ -180,7 +199,7 @@ def _shortlist(ctx: SelectionContext, scores: np.ndarray) -> np.ndarray:
     """Top units by score; for regions at most twice a fair share per image."""
     c = ctx.candidates
     size = math.ceil(ctx.picks_estimate * max(1.0, ctx.params.candidate_factor) ** (1.0 - ctx.weight))
-    size = max(1, min(len(c), size))
+    size = max(1, min(len(c), size, max(ctx.params.max_shortlist, ctx.picks_estimate)))
     by_score = np.argsort(-scores, kind="stable")
     if c.unit == "image":
         return by_score[:size]
@@ -270,6 +289,42 @@ def _kmeans_picks(ctx: SelectionContext, features: np.ndarray, centres: np.ndarr
 DIVERSITY = {"kmeans": _kmeans_picks, "kcenter": _kcenter_picks}
 
 
+
+def _partitioned_picks(ctx: SelectionContext, picker, features: np.ndarray, centres: np.ndarray,
+                       scores: np.ndarray) -> Iterator[int]:
+    """The diversity picker on groups of neighbouring units, each with its share of the picks, interleaved.
+
+    The shortlist is cut into groups of about ``GROUP_PICKS * n / k`` units
+    (:func:`~learning.selection.diversity.partition`); each labeled centre
+    joins the group nearest it. Each group runs ``picker`` for
+    ``k * size / n`` picks and the groups' orders are merged so that every
+    group has contributed the same share of its picks at any point: the
+    budget filler, which stops anywhere, gets picks spread over the whole
+    shortlist. Cost O(n D (GROUP_PICKS + log n)): linear in the shortlist.
+    """
+    import heapq
+    from dataclasses import replace
+
+    n, k = len(features), max(1, ctx.picks_estimate)
+    groups = partition(features, max(256, math.ceil(GROUP_PICKS * n / k)))
+    owner = nearest_group(centres, features, groups) if len(centres) else np.zeros(0, dtype=np.int64)
+    streams, heap = [], []
+    for number, rows in enumerate(groups):
+        share = max(1, round(k * len(rows) / n))
+        local = replace(ctx, picks_estimate=share)
+        mine = centres[owner == number] if len(centres) else centres
+        streams.append((rows, share, iter(picker(local, features[rows], mine, scores[rows]))))
+        heapq.heappush(heap, (0.5 / share, number, 0))
+    while heap:
+        _, number, taken = heapq.heappop(heap)
+        rows, share, stream = streams[number]
+        pick = next(stream, None)
+        if pick is None:
+            continue
+        yield int(rows[pick])
+        heapq.heappush(heap, ((taken + 1.5) / share, number, taken + 1))
+
+
 def diversity_order(ctx: SelectionContext, scores: np.ndarray) -> Iterator[int]:
     """Diverse picks from the shortlist (labeled units as centres), then every other unit by score."""
     try:
@@ -282,7 +337,11 @@ def diversity_order(ctx: SelectionContext, scores: np.ndarray) -> Iterator[int]:
     else:
         features = ctx.candidates.features(shortlist)
         centres = _centres(ctx, features.shape[1])
-        yield from (int(shortlist[j]) for j in picker(ctx, features, centres, scores[shortlist]))
+        if len(shortlist) * ctx.picks_estimate <= ctx.params.exact_diversity_cost:
+            picks = picker(ctx, features, centres, scores[shortlist])
+        else:
+            picks = _partitioned_picks(ctx, picker, features, centres, scores[shortlist])
+        yield from (int(shortlist[j]) for j in picks)
     rest = np.ones(len(scores), dtype=bool)
     rest[shortlist] = False
     yield from (int(r) for r in np.argsort(-scores, kind="stable") if rest[r])
@@ -293,6 +352,21 @@ def _estimate_picks(c: Candidates, budget: Budget) -> int:
     if pixel_limit is None:
         return max(1, int(budget.amount))
     return max(1, math.ceil(pixel_limit / max(1.0, float(np.median(c.pixels)))))
+
+
+def _checked(strategy: str, unit: QueryUnit | None, budget: Budget) -> tuple[Strategy, QueryUnit]:
+    try:
+        chosen = STRATEGIES[strategy]
+    except KeyError:
+        raise ValueError(f"unknown strategy {strategy!r}; known: {sorted(STRATEGIES)}") from None
+    unit = unit or chosen.default_unit
+    if unit not in ("image", "region"):
+        raise ValueError(f"unknown query unit {unit!r}")
+    if budget.unit == "images" and unit != "image":
+        raise ValueError("an 'images' budget needs image queries")
+    if budget.unit == "regions" and unit != "region":
+        raise ValueError("a 'regions' budget needs region queries")
+    return chosen, unit
 
 
 def select_queries(
@@ -317,19 +391,13 @@ def select_queries(
     ``round_index`` (0 = first round) and ``val_miou`` (a fraction) drive the
     adaptive schedule. Returns one :class:`QuerySpec` per image, most wanted
     first; their ``pixels`` sum to at most the pixel budget.
+
+    The pool is held in memory here; :func:`select_from_table` selects from
+    a pool's summaries (what ``learning.round_step.propose_round`` keeps on
+    disk for large pools) with the same result.
     """
-    try:
-        chosen = STRATEGIES[strategy]
-    except KeyError:
-        raise ValueError(f"unknown strategy {strategy!r}; known: {sorted(STRATEGIES)}") from None
+    chosen, unit = _checked(strategy, unit, budget)
     params = params or SelectionParams()
-    unit = unit or chosen.default_unit
-    if unit not in ("image", "region"):
-        raise ValueError(f"unknown query unit {unit!r}")
-    if budget.unit == "images" and unit != "image":
-        raise ValueError("an 'images' budget needs image queries")
-    if budget.unit == "regions" and unit != "region":
-        raise ValueError("a 'regions' budget needs region queries")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     items = list(pool)
     if not items:
@@ -340,6 +408,32 @@ def select_queries(
         c = region_candidates(
             items, num_classes=params.num_classes, context=params.context, rarity_power=params.rarity_power, rng=rng
         )
+    return _select(c, chosen, budget, params, rng, labeled_features, round_index, val_miou)
+
+
+def select_from_table(
+    table: SummaryTable,
+    budget: Budget,
+    strategy: str = DEFAULT_STRATEGY,
+    *,
+    labeled_features: np.ndarray | None = None,
+    round_index: int = 0,
+    val_miou: float | None = None,
+    params: SelectionParams | None = None,
+    seed: int | np.random.Generator | None = 0,
+) -> list[QuerySpec]:
+    """:func:`select_queries` on a summarised pool; the query unit is the one the table was summarised for."""
+    chosen, _ = _checked(strategy, table.unit, budget)
+    params = params or SelectionParams()
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if not len(table):
+        return []
+    c = candidates_from_table(table, rarity_power=params.rarity_power, rng=rng)
+    return _select(c, chosen, budget, params, rng, labeled_features, round_index, val_miou)
+
+
+def _select(c: Candidates, chosen: Strategy, budget: Budget, params: SelectionParams, rng: np.random.Generator,
+            labeled_features: np.ndarray | None, round_index: int, val_miou: float | None) -> list[QuerySpec]:
     if not len(c):
         return []
     k = _estimate_picks(c, budget)

@@ -38,8 +38,8 @@ def test_zip_upload_imports_with_per_file_validation(project, lead, make_dataset
                              {"domain": "target", "val_count": 1, "archive": upload}, format="multipart")
     assert response.status_code == 202, response.content
     job = Job.objects.get(pk=response.json()["id"])
-    assert (job.state, job.progress, job.kind) == ("succeeded", 100, "import")
-    assert job.message == "imported 3, skipped 0, rejected 1"
+    assert (job.state, job.progress, job.kind, job.phase) == ("succeeded", 100, "import", "warnings")
+    assert job.message == "imported 3, skipped 0, rejected 1 (see the report for the rejected files)"
     assert "rejected frame_001.jpg: not a readable image" in job.log
     splits = dict(project.images.values_list("original_name", "split"))
     assert splits == {"frame_000.jpg": "pool", "frame_002.jpg": "pool", "frame_003.jpg": "val"}

@@ -126,8 +126,9 @@ def test_metrics_follow_the_rounds(campaign, as_user):
     assert round0["per_class_iou"]["car"] is None  # n/a stays n/a, never 0
     assert (round0["submitted"], round1["submitted"], round1["pending"]) == (2, 1, 2)
     assert round0["suggestion_dice_median"] == pytest.approx(0.66)
-    assert round1["labeled_target_fraction"] == pytest.approx(0.4)
-    assert round0["budget_spent_pixels"] == 2 * 32 * 24
+    labeled0 = 32 * 24 + 32 * (24 - 4)  # round 0's two masks (the second leaves 4 rows void)
+    assert round0["labeled_pixels"] == labeled0 and round1["labeled_pixels"] == 32 * 24
+    assert round1["labeled_target_fraction"] == pytest.approx(labeled0 / (5 * 32 * 24))  # round 1's model's labels
     (person,) = data["annotators"]
     assert person["username"] == "annotator" and person["submitted"] == 3
     assert person["median_seconds"] == pytest.approx(40.0)

@@ -156,7 +156,19 @@ def test_a_stale_save_gets_409_with_the_latest_version(annotator, users, query):
     assert body["code"] == "stale_version"
     assert body["latest"]["version"] == 1 and body["latest"]["author"] == "lead"
     assert body["latest"]["mask_url"] == reverse("labeling-annotation-mask", args=[latest.pk])
+    assert body["same_user"] is False
     assert query.image.annotations.count() == 1
+
+
+def test_a_stale_save_over_my_own_newer_version_says_it_was_me(annotator, users, query):
+    """The same annotator in two tabs: the 409 says the newer version is theirs, not "someone else's"."""
+    query_claim(query=query, user=users["annotator"])
+    assert save(annotator, query, np.zeros((H, W), np.uint8), base_version=0).status_code == 201  # tab one
+    response = save(annotator, query, np.ones((H, W), np.uint8), base_version=0)  # tab two, opened at version 0
+    assert response.status_code == 409
+    body = response.json()
+    assert body["same_user"] is True and body["latest"]["author"] == "annotator"
+    assert "by you in another tab or window" in body["detail"]
 
 
 def test_invalid_masks_get_400(annotator, users, query):

@@ -28,7 +28,7 @@ from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
 from annotator.imaging import encode_png
-from annotator.models import Job, Query, Round
+from annotator.models import Job, Query, Review, Round
 from annotator.services.exports import export_path
 from annotator.services.projects import ClassSpec, project_create
 from tests.factories import (
@@ -43,10 +43,11 @@ RELIABILITY_MD = Path(__file__).resolve().parents[2] / "docs" / "RELIABILITY.md"
 
 # Columns: anonymous, outsider (logged in, no project), annotator and lead of Streets, lead of another
 # project, staff. Pages send anonymous users to /login/ (302) and hide the project from outsiders (404);
-# lead pages refuse annotators (403). The API answers anonymous users 403, narrows lists to the user's
+# lead pages refuse annotators (403). The API answers anonymous users 401, narrows lists to the user's
 # projects (200, empty) and answers 404 for another project's rows; the labeling API answers 403 to
 # non-members. 400 and 409 in a lead's cell: the request passed the permission check and the service
-# refused it (the project has started; round 1 is labeling so there is no job to retry).
+# refused it (the project has started; round 1 is labeling so there is no job to retry; a queued job keeps
+# the project from being archived or deleted).
 MATRIX = """
 method  path                                                anon out ann lead olead staff
 GET     /                                                   302 200 200 200  200   200
@@ -79,68 +80,85 @@ POST    /projects/{p}/jobs/{jq}/cancel/                     302 404 403 302  404
 POST    /projects/{p}/models/{mv}/promote/                  302 404 403 302  404   302
 POST    /projects/{p}/export/                               302 404 403 302  404   302
 GET     /admin/                                             302 302 302 302  302   200
-GET     /api/                                               403 200 200 200  200   200
+GET     /api/                                               401 200 200 200  200   200
 GET     /api/schema/                                        200 200 200 200  200   200
 GET     /api/docs/                                          200 200 200 200  200   200
 POST    /api/auth/token/                                    400 200 200 200  200   200
-GET     /api/projects/                                      403 200 200 200  200   200
-POST    /api/projects/                                      403 201 201 201  201   201
-GET     /api/projects/{p}/                                  403 404 200 200  404   200
-PATCH   /api/projects/{p}/                                  403 404 403 200  404   200
-PUT     /api/projects/{p}/                                  403 404 403 200  404   200
-GET     /api/projects/{p}/classes/                          403 404 200 200  404   200
-PUT     /api/projects/{p}/classes/                          403 404 403 200  404   200
-GET     /api/projects/{p}/members/                          403 404 200 200  404   200
-POST    /api/projects/{p}/members/                          403 404 403 201  404   201
-DELETE  /api/projects/{p}/members/{u}/                      403 404 403 204  404   204
-GET     /api/projects/{p}/readiness/                        403 404 200 200  404   200
-GET     /api/projects/{p}/metrics/                          403 404 403 200  404   200
-POST    /api/projects/{p}/images/split/                     403 404 403 400  404   400
-POST    /api/projects/{p}/imports/                          403 404 403 202  404   202
-POST    /api/projects/{p}/exports/                          403 404 403 202  404   202
-POST    /api/projects/{p}/uploads/                          403 404 403 200  404   200
-POST    /api/projects/{p}/label-requests/                   403 404 403 201  404   201
-POST    /api/projects/{p}/start/                            403 404 403 400  404   400
-GET     /api/images/                                        403 200 200 200  200   200
-GET     /api/images/{img}/                                  403 404 200 200  404   200
-GET     /api/images/{img}/file/                             403 404 200 200  404   200
-GET     /api/images/{img}/thumbnail/                        403 404 200 200  404   200
-GET     /api/images/{img}/suggestion/                       403 404 200 200  404   200
-GET     /api/images/{done}/mask/                            403 404 200 200  404   200
-GET     /api/rounds/                                        403 200 200 200  200   200
-GET     /api/rounds/{r}/                                    403 404 200 200  404   200
-POST    /api/rounds/{r}/close/                              403 404 403 200  404   200
-GET     /api/queries/                                       403 200 200 200  200   200
-GET     /api/queries/{q}/                                   403 404 200 200  404   200
-GET     /api/annotations/                                   403 200 200 200  200   200
-GET     /api/annotations/{a}/                               403 404 200 200  404   200
-GET     /api/annotations/{a}/mask/                          403 404 200 200  404   200
-GET     /api/suggestions/                                   403 200 200 200  200   200
-GET     /api/suggestions/{s}/                               403 404 200 200  404   200
-GET     /api/suggestions/{s}/mask/                          403 404 200 200  404   200
-GET     /api/suggestions/{s}/confidence/                    403 404 200 200  404   200
-GET     /api/model-versions/                                403 200 200 200  200   200
-GET     /api/model-versions/{mv}/                           403 404 200 200  404   200
-POST    /api/model-versions/{mv}/promote/                   403 404 403 200  404   200
-GET     /api/model-versions/{mv}/download/                  403 404 403 200  404   200
-GET     /api/jobs/                                          403 200 200 200  200   200
-GET     /api/jobs/{jd}/                                     403 404 200 200  404   200
-POST    /api/jobs/{jq}/cancel/                              403 404 403 200  404   200
-POST    /api/jobs/{jf}/retry/                               403 404 403 400  404   400
-GET     /api/jobs/{jd}/download/                            403 404 403 200  404   200
-POST    /api/labeling/projects/{p}/next/                    403 403 200 200  403   200
-GET     /api/labeling/projects/{p}/queue/                   403 403 200 200  403   200
-GET     /api/labeling/queries/{q}/                          403 403 200 200  403   200
-POST    /api/labeling/queries/{q}/claim/                    403 403 200 200  403   200
-POST    /api/labeling/queries/{q}/annotations/?base_version=0  403 403 201 201  403   201
-POST    /api/labeling/queries/{q}/submit/?base_version=0    403 403 201 201  403   201
-POST    /api/labeling/queries/{q}/skip/                     403 403 200 200  403   200
-POST    /api/labeling/queries/{q}/release/                  403 403 200 200  403   200
-GET     /api/labeling/queries/{q}/image/                    403 403 200 200  403   200
-GET     /api/labeling/queries/{q}/region/                   403 403 200 200  403   200
-GET     /api/labeling/queries/{q}/suggestion/mask/          403 403 200 200  403   200
-GET     /api/labeling/queries/{q}/superpixels/              403 403 200 200  403   200
-GET     /api/labeling/annotations/{a}/mask/                 403 403 200 200  403   200
+GET     /api/projects/                                      401 200 200 200  200   200
+POST    /api/projects/                                      401 201 201 201  201   201
+GET     /api/projects/{p}/                                  401 404 200 200  404   200
+PATCH   /api/projects/{p}/                                  401 404 403 200  404   200
+PUT     /api/projects/{p}/                                  401 404 403 200  404   200
+GET     /api/projects/{p}/classes/                          401 404 200 200  404   200
+PUT     /api/projects/{p}/classes/                          401 404 403 200  404   200
+GET     /api/projects/{p}/members/                          401 404 200 200  404   200
+POST    /api/projects/{p}/members/                          401 404 403 201  404   201
+DELETE  /api/projects/{p}/members/{u}/                      401 404 403 204  404   204
+GET     /api/projects/{p}/readiness/                        401 404 200 200  404   200
+GET     /api/projects/{p}/metrics/                          401 404 403 200  404   200
+POST    /api/projects/{p}/images/split/                     401 404 403 400  404   400
+POST    /api/projects/{p}/imports/                          401 404 403 202  404   202
+POST    /api/projects/{p}/exports/                          401 404 403 202  404   202
+POST    /api/projects/{p}/uploads/                          401 404 403 200  404   200
+POST    /api/projects/{p}/label-requests/                   401 404 403 201  404   201
+POST    /api/projects/{p}/start/                            401 404 403 400  404   400
+GET     /api/images/                                        401 200 200 200  200   200
+GET     /api/images/{img}/                                  401 404 200 200  404   200
+GET     /api/images/{img}/file/                             401 404 200 200  404   200
+GET     /api/images/{img}/thumbnail/                        401 404 200 200  404   200
+GET     /api/images/{img}/suggestion/                       401 404 200 200  404   200
+GET     /api/images/{done}/mask/                            401 404 200 200  404   200
+GET     /api/rounds/                                        401 200 200 200  200   200
+GET     /api/rounds/{r}/                                    401 404 200 200  404   200
+POST    /api/rounds/{r}/close/                              401 404 403 200  404   200
+GET     /api/queries/                                       401 200 200 200  200   200
+GET     /api/queries/{q}/                                   401 404 200 200  404   200
+GET     /api/annotations/                                   401 200 200 200  200   200
+GET     /api/annotations/{a}/                               401 404 200 200  404   200
+GET     /api/annotations/{a}/mask/                          401 404 200 200  404   200
+GET     /api/suggestions/                                   401 200 200 200  200   200
+GET     /api/suggestions/{s}/                               401 404 200 200  404   200
+GET     /api/suggestions/{s}/mask/                          401 404 200 200  404   200
+GET     /api/suggestions/{s}/confidence/                    401 404 200 200  404   200
+GET     /api/model-versions/                                401 200 200 200  200   200
+GET     /api/model-versions/{mv}/                           401 404 200 200  404   200
+POST    /api/model-versions/{mv}/promote/                   401 404 403 200  404   200
+GET     /api/model-versions/{mv}/download/                  401 404 403 200  404   200
+GET     /api/jobs/                                          401 200 200 200  200   200
+GET     /api/jobs/{jd}/                                     401 404 200 200  404   200
+POST    /api/jobs/{jq}/cancel/                              401 404 403 200  404   200
+POST    /api/jobs/{jf}/retry/                               401 404 403 400  404   400
+GET     /api/jobs/{jd}/download/                            401 404 403 200  404   200
+POST    /api/labeling/projects/{p}/next/                    401 403 200 200  403   200
+GET     /api/labeling/projects/{p}/queue/                   401 403 200 200  403   200
+GET     /api/labeling/queries/{q}/                          401 403 200 200  403   200
+POST    /api/labeling/queries/{q}/claim/                    401 403 200 200  403   200
+POST    /api/labeling/queries/{q}/annotations/?base_version=0  401 403 201 201  403   201
+POST    /api/labeling/queries/{q}/submit/?base_version=0    401 403 201 201  403   201
+POST    /api/labeling/queries/{q}/skip/                     401 403 200 200  403   200
+POST    /api/labeling/queries/{q}/release/                  401 403 200 200  403   200
+GET     /api/labeling/queries/{q}/image/                    401 403 200 200  403   200
+GET     /api/labeling/queries/{q}/region/                   401 403 200 200  403   200
+GET     /api/labeling/queries/{q}/suggestion/mask/          401 403 200 200  403   200
+GET     /api/labeling/queries/{q}/superpixels/              401 403 200 200  403   200
+GET     /api/labeling/queries/{q}/context/                  401 403 404 404  403   404
+GET     /api/labeling/annotations/{a}/mask/                 401 403 200 200  403   200
+GET     /projects/{p}/review/                               302 404 403 200  404   200
+GET     /projects/{p}/review/next/                          302 404 403 302  404   302
+GET     /projects/{p}/review/{rv}/                          302 404 403 200  404   200
+GET     /api/review/projects/{p}/reviews/                   401 403 403 200  403   200
+GET     /api/review/projects/{p}/summary/                   401 403 403 200  403   200
+GET     /api/review/projects/{p}/agreements/                401 403 403 200  403   200
+GET     /api/review/items/{rv}/                             401 403 403 200  403   200
+POST    /api/review/items/{rv}/accept/                      401 403 403 200  403   200
+POST    /api/review/items/{rv}/reject/                      401 403 403 200  403   200
+POST    /api/review/items/{rv}/fix/?base_version=1          401 403 403 201  403   201
+GET     /favicon.ico                                        301 301 301 301  301   301
+POST    /projects/{p}/archive/                              302 404 403 302  404   302
+POST    /projects/{p}/delete/                               302 404 403 302  404   302
+POST    /api/projects/{p}/archive/                          401 404 403 400  404   400
+POST    /api/projects/{p}/unarchive/                        401 404 403 200  404   200
+DELETE  /api/projects/{p}/                                  401 404 403 400  404   400
 GET     /{media}                                            404 404 404 404  404   404
 """
 
@@ -212,6 +230,7 @@ def world(users, project, django_user_model, settings, tmp_path):
     done = make_query(round0, make_image(project, size=(W, H)), assignee=users["annotator"],
                       status=Query.Status.SUBMITTED)
     annotation = make_annotation(done, np.zeros((H, W), np.uint8), author=users["annotator"])
+    review = Review.objects.create(query=done, annotation=annotation, reason=Review.Reason.ALL)
     region = np.zeros((H, W), bool)
     region[4:16, 4:20] = True
     query = make_query(round1, make_image(project, size=(W, H)), region=region)
@@ -230,7 +249,7 @@ def world(users, project, django_user_model, settings, tmp_path):
     settings.MASKLOOP_IMPORT_ROOTS = [str(imports)]
     ids = {"p": project.pk, "q": query.pk, "img": query.image_id, "done": done.image_id, "spare": spare.pk,
            "r": round1.pk, "rn": round1.number, "a": annotation.pk, "s": suggestion.pk, "mv": model.pk,
-           "jd": export.pk, "jq": queued.pk, "jf": failed.pk, "u": users["annotator"].pk,
+           "jd": export.pk, "jq": queued.pk, "jf": failed.pk, "u": users["annotator"].pk, "rv": review.pk,
            "media": settings.MEDIA_URL + query.image.file.name}
     people = {"outsider": users["outsider"], "annotator": users["annotator"], "lead": users["lead"],
               "other_lead": other_lead, "staff": users["admin"]}
@@ -277,6 +296,9 @@ def bodies(ids: dict, import_folder: Path, username: str) -> dict[tuple[str, str
         ("POST", "/api/labeling/queries/{q}/submit/?base_version=0"): {"data": png, "content_type": "image/png"},
         ("POST", "/api/labeling/queries/{q}/skip/"): {"data": {"reason": "blurred"}, "format": "json"},
         ("POST", "/api/labeling/queries/{q}/release/"): {"data": {}, "format": "json"},
+        ("POST", "/api/review/items/{rv}/accept/"): {"data": {}, "format": "json"},
+        ("POST", "/api/review/items/{rv}/reject/"): {"data": {"comment": "the road is sky"}, "format": "json"},
+        ("POST", "/api/review/items/{rv}/fix/?base_version=1"): {"data": png, "content_type": "image/png"},
     }
 
 

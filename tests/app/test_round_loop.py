@@ -3,7 +3,9 @@
 train → select → suggestions stored → round open; annotators submit every
 query; the next round appears with a new model version and its mIoU. And the
 fault case: the worker is SIGKILLed mid-training, restarted, and the round
-completes with exactly one new model version.
+completes with exactly one new model version. Both run with review on: every
+submission is reviewed, only accepted masks train, and a round closes once
+its reviews are decided.
 """
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ from django.db import transaction
 from PIL import Image as PILImage
 
 from annotator.imaging import encode_png
-from annotator.models import Image, Job, Project, Query, Round, Suggestion
+from annotator.models import Image, Job, Project, Query, Review, Round, Suggestion
 from annotator.services.labeling import annotation_save, query_next
+from annotator.selectors_review import query_latest_annotation
+from annotator.services.review import review_accept, review_reject
 from annotator.services.projects import ClassSpec, membership_set, project_create
 from annotator.services.rounds import project_start
 from models_store.models import ModelVersion
@@ -45,7 +49,10 @@ def scene(rng: np.random.Generator, dark: bool) -> tuple[np.ndarray, np.ndarray]
     return np.clip(image, 0, 255).astype(np.uint8), mask
 
 
-def tiny_project(users, *, steps_initial: int, rounds: int = 2) -> Project:
+def tiny_project(users, *, steps_initial: int, rounds: int = 2, review: bool = False) -> Project:
+    """``review``: every submission reviewed, only accepted masks train, rounds wait for their reviews."""
+    review_settings = dict(review_mode=Project.ReviewMode.ALL, training_source=Project.TrainingSource.ACCEPTED,
+                           review_blocks_round=True) if review else {}
     project = project_create(
         name="Tiny loop",
         classes=[ClassSpec(0, "sky", "#87ceeb", "1"), ClassSpec(1, "road", "#555555", "2"),
@@ -55,6 +62,7 @@ def tiny_project(users, *, steps_initial: int, rounds: int = 2) -> Project:
         train_steps_initial=steps_initial, train_steps_per_round=3, rounds_total=rounds,
         query_unit=Project.QueryUnit.REGION, budget_unit=Project.BudgetUnit.PIXEL_PERCENT, budget_per_round=10.0,
         adversarial_adaptation=True, self_training=True, consistency_training=False,
+        **review_settings,
     )
     membership_set(project=project, user=users["annotator"], role="annotator")
     rng = np.random.default_rng(0)
@@ -92,7 +100,7 @@ def failed_job_report(project: Project) -> str:
 
 def test_a_round_trains_selects_suggests_opens_and_the_next_one_follows(users, start_worker):
     worker = start_worker("loop")
-    project = tiny_project(users, steps_initial=4)
+    project = tiny_project(users, steps_initial=4, review=True)
     with transaction.atomic():
         project_start(project=project)
     wait_for(lambda: round_done(project, 0), timeout=600, what="round 0 to open for labeling",
@@ -121,6 +129,22 @@ def test_a_round_trains_selects_suggests_opens_and_the_next_one_follows(users, s
                         submit=True, time_spent=12.0)
     assert not round0.queries.filter(status=Query.Status.PENDING).exists()
 
+    # Review on: the round waits for its reviews. The lead rejects one mask, the annotator fixes and
+    # resubmits it, then every review is accepted and the round closes.
+    assert round_state(project, 0) == Round.State.LABELING
+    reviews = list(Review.objects.filter(query__round=round0, state=Review.State.PENDING))
+    assert len(reviews) == len(queries)
+    review_reject(review=reviews[0], user=users["lead"], comment="label the whole region")
+    returned = query_next(project=project, user=users["annotator"])
+    assert returned.pk == reviews[0].query_id
+    region = np.asarray(PILImage.open(returned.region_mask.path)) > 0
+    mask = np.where(region, ORACLE[returned.image.original_name], 255).astype(np.uint8)
+    annotation_save(query=returned, user=users["annotator"], mask_png=encode_png(mask),
+                    base_version=query_latest_annotation(query=returned).version, submit=True, time_spent=5.0)
+    for review in Review.objects.filter(query__round=round0, state=Review.State.PENDING):
+        review_accept(review=review, user=users["lead"])
+    assert round_state(project, 0) == Round.State.CLOSED
+
     wait_for(lambda: round_done(project, 1), timeout=600, what="round 1 to open", log_path=worker.log_path)
     assert round_state(project, 1) == Round.State.LABELING, failed_job_report(project)
     second = ModelVersion.objects.get(project=project, round__number=1)
@@ -133,7 +157,7 @@ def test_a_round_trains_selects_suggests_opens_and_the_next_one_follows(users, s
 
 def test_worker_killed_mid_training_recovers_with_exactly_one_model(users, start_worker, settings):
     worker = start_worker("fault")
-    project = tiny_project(users, steps_initial=40, rounds=1)
+    project = tiny_project(users, steps_initial=40, rounds=1, review=True)
     with transaction.atomic():
         project_start(project=project)
     job = Job.objects.get(project=project)

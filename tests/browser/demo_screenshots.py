@@ -1,4 +1,4 @@
-"""Regenerate docs/screenshots/dashboard.png and lead_*.png from a real campaign on the demo project.
+"""Regenerate docs/screenshots/dashboard.png, lead_*.png and labeling_demo*.png from a real demo campaign.
 
 Not a test (it trains for minutes): a script. In a throw-away var directory it
 creates the demo project, starts it, runs a real Celery worker (train →
@@ -6,9 +6,11 @@ select → suggest), and plays two oracle annotators who label each round's
 queries from the demo dataset's ground truth through the labeling service (so
 time on task and suggestion Dice are recorded as in real use). The last round
 is left half-labeled. It then exports masks and COCO through the worker,
-serves the app and photographs the lead pages in Chromium.
+serves the app and photographs the lead pages in Chromium, and the labeling
+page (as an annotator, at a 1280×720 laptop size) on one of the last round's
+open queries with the round model's own suggestion.
 
-    .venv/bin/python tests/browser/demo_screenshots.py [--rounds 3] [--out docs/screenshots]
+    .venv/bin/python tests/browser/demo_screenshots.py [--rounds 3] [--out docs/screenshots] [--pages dashboard labeling]
 
 About 10 minutes on 2 CPU cores (round 0 trains 300 steps, later rounds 120).
 """
@@ -71,29 +73,94 @@ def label_round(round_, *, limit: int | None, dataset: Path, seed: int) -> int:
     return len(queries)
 
 
-def photograph(base: str, out: Path, project_pk: int, password: str) -> None:
+PAGES = ("lead", "dashboard", "labeling")
+
+
+def sign_in(browser, base: str, username: str, password: str, viewport: tuple[int, int]):
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.goto(f"{base}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+def photograph_labeling(page, base: str, out: Path, project_pk: int) -> None:
+    """The labeling page on the next open query: as it opens, with the display adjusted, a polygon at 16×."""
+    page.goto(f"{base}/projects/{project_pk}/queue/")
+    page.keyboard.press("Enter")  # "Start labeling"
+    page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(out / "labeling_demo.png"))
+    # Dusk frames are dark: brighten the view (keyboard only), never the data.
+    page.locator("#display summary").focus()
+    page.keyboard.press("Enter")
+    page.locator("#display-gamma-input").focus()
+    for _ in range(12):
+        page.keyboard.press("ArrowRight")
+    page.locator("#display-brightness").focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    page.locator("#display-reset").scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(out / "labeling_demo_display.png"))
+    # A polygon in progress at high zoom: a thin, unbroken outline.
+    page.locator("#viewport").focus()
+    page.keyboard.press("l")
+    size = page.evaluate("[window.labeler.width, window.labeler.height]")
+    centre = [size[0] * 0.5, size[1] * 0.6]
+    page.evaluate("([x, y]) => { const v = window.labeler.view, at = v.toClient(x, y); "
+                  "v.zoomAt(at.x, at.y, 16 / v.scale); }", centre)
+    for dx, dy in [(-9, -5), (8, -6), (11, 4), (-2, 9)]:
+        at = page.evaluate("([x, y]) => window.labeler.view.toClient(x, y)", [centre[0] + dx, centre[1] + dy])
+        page.mouse.click(at["x"], at["y"])
+    at = page.evaluate("([x, y]) => window.labeler.view.toClient(x, y)", [centre[0] - 8, centre[1] + 6])
+    page.mouse.move(at["x"], at["y"])
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(out / "labeling_demo_polygon.png"))
+    page.keyboard.press("Escape")  # nothing is saved: the query stays open
+    (out / "labeling_demo.txt").write_text(
+        "Screenshots of the labeling page on the demo project (tests/browser/demo_screenshots.py), 1280×720,\n"
+        "an open query of the last round with the suggestion of that round's model (trained in the same run).\n"
+        "labeling_demo.png: the page as it opens: every class in view, the finish bar below the controls\n"
+        "labeling_demo_display.png: \"Image display\" opened with the keyboard, gamma and brightness raised "
+        "(the view only)\n"
+        "labeling_demo_polygon.png: a polygon being drawn at 1600 % zoom: a thin, connected outline\n")
+
+
+def photograph(base: str, out: Path, project_pk: int, password: str, pages=PAGES) -> None:
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(f"{base}/login/")
-        page.fill("input[name=username]", "lead")
-        page.fill("input[name=password]", password)
-        page.click("button[type=submit]")
-        page.wait_for_load_state("networkidle")
-        page.goto(f"{base}/projects/new/")
-        page.screenshot(path=str(out / "lead_create.png"), full_page=True)
-        for name, url in [("settings", "settings/"), ("classes", "classes/"), ("images", "images/?split=val"),
-                          ("members", "members/")]:
-            page.goto(f"{base}/projects/{project_pk}/{url}")
-            page.wait_for_load_state("networkidle")
-            page.screenshot(path=str(out / f"lead_{name}.png"), full_page=True)
-        page.goto(f"{base}/projects/{project_pk}/dashboard/")
-        page.wait_for_function(  # a function, not an expression: the CSP forbids the eval Playwright polls those with
-            "() => [...document.querySelectorAll('img[data-chart]')].every(i => i.complete && i.naturalWidth)")
-        page.screenshot(path=str(out / "dashboard.png"), full_page=True)
+        page = sign_in(browser, base, "lead", password, (1400, 900))
+        if "lead" in pages:
+            page.goto(f"{base}/projects/new/")
+            page.screenshot(path=str(out / "lead_create.png"), full_page=True)
+            for name, url in [("settings", "settings/"), ("classes", "classes/"), ("images", "images/?split=val"),
+                              ("members", "members/")]:
+                page.goto(f"{base}/projects/{project_pk}/{url}")
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(out / f"lead_{name}.png"), full_page=True)
+        if "dashboard" in pages:
+            page.goto(f"{base}/projects/{project_pk}/dashboard/")
+            page.wait_for_function(  # a function, not an expression: the CSP forbids the eval Playwright polls with
+                "() => [...document.querySelectorAll('figure[data-chart]')]"
+                ".every(f => f.querySelector('svg.chart-svg'))")
+            page.screenshot(path=str(out / "dashboard.png"), full_page=True)
+            # The hover of the mIoU chart at the last round (the tooltip lists every series there).
+            svg = page.locator("figure[data-chart=miou] svg.chart-svg")
+            svg.scroll_into_view_if_needed()
+            box = svg.bounding_box()
+            at = svg.evaluate("(svg) => { const c = svg.closest('figure').chart; "
+                              "return c.scale.sx(Math.max(...c.spec.series[0].points.map((p) => p.x))); }")
+            page.mouse.move(box["x"] + at, box["y"] + box["height"] / 2)
+            page.screenshot(path=str(out / "dashboard_chart_hover.png"),
+                            clip=page.locator("figure[data-chart=miou]").bounding_box())
+        if "labeling" in pages:
+            photograph_labeling(sign_in(browser, base, "annotator", password, (1280, 720)), base, out, project_pk)
         browser.close()
 
 
@@ -102,6 +169,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="labeling rounds to play (the last one half)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--keep", action="store_true", help="keep the var directory (printed) afterwards")
+    parser.add_argument("--pages", nargs="+", choices=PAGES, default=list(PAGES), help="which pictures to take")
     args = parser.parse_args()
 
     var = Path(tempfile.mkdtemp(prefix="maskloop-shots-"))
@@ -164,7 +232,7 @@ def main() -> None:
                 return client.connect_ex(("127.0.0.1", port)) == 0
 
         wait(serving, timeout=60, what="the web server")
-        photograph(f"http://127.0.0.1:{port}", args.out, project.pk, password)
+        photograph(f"http://127.0.0.1:{port}", args.out, project.pk, password, pages=args.pages)
         print(f"screenshots written to {args.out}")
     finally:
         for process in reversed(processes):

@@ -74,6 +74,11 @@ def wait_saved(page, text: str = "Saved as version") -> None:
                            timeout=30000)
 
 
+def version_labels(page) -> tuple[str, str]:
+    """(the panel's header line about the version, the footer's save status)."""
+    return page.locator("#version-info").inner_text(), page.locator("#save-status").inner_text()
+
+
 @pytest.fixture
 def round_(project):
     return make_round(project, number=0, state=Round.State.LABELING)
@@ -221,6 +226,7 @@ def test_a_stale_save_merges_or_asks_instead_of_overwriting(page, live_server, l
     login(page, "annotator", "pw-annotator")
     open_next(page, live_server, project)
     image = whole_image_query.image
+    assert version_labels(page) == ("No saved version yet.", "Nothing saved yet")
 
     # The lead saves a version meanwhile, on other pixels: the page merges without asking.
     theirs = np.full((H, W), VOID, np.uint8)
@@ -231,6 +237,7 @@ def test_a_stale_save_merges_or_asks_instead_of_overwriting(page, live_server, l
     drag(page, [(60, 60), (100, 80)])
     page.keyboard.press("Control+s")
     wait_saved(page, "Saved as version 2")
+    assert version_labels(page) == ("Version 2 by you (draft).", "Saved as version 2")  # header and footer agree
     mask, merged = stored_mask(image)
     assert (mask[:10, :10] == SKY).all()
     assert (mask == page_labels(page)).all() and (mask == CAR).sum() > 100
@@ -249,14 +256,48 @@ def test_a_stale_save_merges_or_asks_instead_of_overwriting(page, live_server, l
     elsewhere = (page_labels(page) == ROAD) & ~stroke
     page.keyboard.press("Control+s")
     page.wait_for_selector("#dialog[open]", timeout=10000)
+    assert page.locator("#dialog h2").inner_text() == "lead saved this image"
     assert "lead saved version 3" in page.locator("#dialog .message").inner_text()
     page.click("#dialog button[value=theirs]")
     wait_saved(page, "Saved as version 4")
+    assert version_labels(page) == ("Version 4 by you (draft).", "Saved as version 4")
     mask, _ = stored_mask(image)
     assert (mask[stroke] == SKY).all()  # their pixels won where we both changed
     assert elsewhere.sum() > 20 and (mask[elsewhere] == ROAD).all()  # my other change is kept
     assert (mask[:10, :10] == SKY).all()
     assert (mask == page_labels(page)).all()
+
+
+def test_the_same_annotator_in_two_tabs_is_told_it_was_the_other_tab(page, live_server, login, project,
+                                                                     whole_image_query):
+    login(page, "annotator", "pw-annotator")
+    open_next(page, live_server, project)
+    other = page.context.new_page()  # same browser, same session: a second tab on the same query
+    other.goto(page.url)
+    other.wait_for_selector("body[data-ready='1']", timeout=30000)
+
+    # Both tabs paint the same pixels; the second tab saves first.
+    for tab, key in ((other, "3"), (page, "2")):
+        tab.bring_to_front()
+        tab.keyboard.press(key)
+        tab.keyboard.press("b")
+        drag(tab, [(20, 20), (80, 25)])
+    other.keyboard.press("Control+s")
+    other.wait_for_selector("#save-status:has-text('Saved as version 1')", timeout=30000)
+    assert other.locator("#version-info").inner_text() == "Version 1 by you (draft)."
+
+    page.bring_to_front()
+    page.keyboard.press("Control+s")
+    page.wait_for_selector("#dialog[open]", timeout=10000)
+    assert page.locator("#dialog h2").inner_text() == "You saved this image in another tab"
+    message = page.locator("#dialog .message").inner_text()
+    assert "You saved version 1 in another tab or window" in message and "omeone" not in message
+    page.click("#dialog button[value=mine]")
+    wait_saved(page, "Saved as version 2")
+    assert version_labels(page) == ("Version 2 by you (draft).", "Saved as version 2")
+    mask, annotation = stored_mask(whole_image_query.image)
+    assert annotation.version == 2 and (mask == page_labels(page)).all() and (mask == CAR).sum() > 100
+    other.close()
 
 
 def test_superpixel_click_and_polygon_paint_exact_pixels(page, live_server, login, project, whole_image_query):

@@ -45,10 +45,9 @@ def test_lead_creates_a_project_sets_the_budget_and_sees_the_dashboard(page, liv
     build_campaign(project, annotator=users["annotator"], lead=users["lead"])  # what one round leaves behind
     page.click("nav.tabs >> text=Dashboard")
     page.wait_for_load_state("networkidle")
-    chart = page.locator("img[data-chart=miou]")
+    chart = page.locator("figure[data-chart=miou] svg.chart-svg")  # drawn by lead/charts.js
     chart.wait_for()
-    page.wait_for_function("document.querySelector('img[data-chart=miou]').naturalWidth > 0")
-    assert chart.evaluate("img => img.naturalWidth") >= 600
+    assert chart.evaluate("svg => svg.getBoundingClientRect().width") >= 500
     tiles = page.inner_text(".tiles")
     assert "41.0 %" in tiles and "52.0 %" in tiles and "+11.0 pts vs baseline" in tiles
     assert "66.0 %" in page.inner_text("table.rounds")  # median suggestion Dice of round 0
@@ -179,7 +178,8 @@ def test_screenshots(page, live_server, login, users):
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(out / f"lead_{name}.png"), full_page=True)
     page.goto(f"{base}/dashboard/")
-    page.wait_for_function("[...document.querySelectorAll('img[data-chart]')].every(i => i.complete && i.naturalWidth)")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('figure[data-chart]')].every(f => f.querySelector('svg.chart-svg'))")
     page.screenshot(path=str(out / "dashboard.png"), full_page=True)
 
     # A project being set up: what still stops it from starting (project_readiness), and an import

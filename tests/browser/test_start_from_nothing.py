@@ -46,7 +46,7 @@ def photograph(page, name: str, *, full_page: bool = True, charts: bool = False)
         return
     if charts:
         page.wait_for_function(
-            "() => [...document.querySelectorAll('img[data-chart]')].every(i => i.complete && i.naturalWidth)",
+            "() => [...document.querySelectorAll('figure[data-chart]')].every(f => f.querySelector('svg.chart-svg'))",
             timeout=60_000)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)

@@ -3,10 +3,12 @@
 import { UNLABELED, labelBoxes } from "./algorithms.js";
 import { ApiError, getPng, postJson } from "./api.js";
 import { MaskDocument } from "./document.js";
+import { DisplayControls, DisplayStore } from "./display.js";
 import { decodePng } from "./png.js";
 import { OverlayRenderer, drawConfidence, drawRegion, drawSuperpixelEdges } from "./render.js";
 import { ActiveTimer, DismissedSuggestions, LocalBackup, Saver } from "./session.js";
 import { AcceptTool, BrushTool, FillTool, PolygonTool, SuperpixelTool } from "./tools.js";
+import { conflictQuestion, describeMerge, describeSave, describeVersion } from "./versions.js";
 import { Viewport } from "./view.js";
 
 const AUTOSAVE_MS = 4000;
@@ -18,8 +20,11 @@ function formatSeconds(seconds) {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
-function isTyping(target) {
-  return target && (["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName) || target.isContentEditable);
+/** Whether the focused control handles ``key`` itself: text and sliders every key, buttons and summaries Enter and Space. */
+function controlOwnsKey(target, key) {
+  if (!target) return false;
+  if (["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName) || target.isContentEditable) return true;
+  return (key === "Enter" || key === " ") && ["BUTTON", "SUMMARY", "A"].includes(target.tagName);
 }
 
 /** A modal question with buttons; resolves to {value, text}. Enter picks the primary button, Esc cancels. */
@@ -105,6 +110,10 @@ class Labeler {
     const size = [width, height];
     const photo = $("#photo");
     photo.src = detail.image.url;
+    // Per user, like the backups: brightness, contrast and gamma of the photo on this screen.
+    this.display = new DisplayControls({
+      root: $("#display"), photo, gammaFilter: $("#display-gamma"), store: new DisplayStore(`maskloop-display-${detail.assignee}`),
+    });
     const [labels, pending, region] = await Promise.all([
       detail.annotation ? getPng(detail.annotation.mask_url, size).then((png) => png.data) : null,
       detail.suggestion ? getPng(detail.suggestion.mask_url, size).then((png) => png.data) : null,
@@ -120,17 +129,16 @@ class Labeler {
     this.renderer = new OverlayRenderer($("#overlay"), this.doc, this.classes.map((c) => c.color));
     this.renderer.renderAll();
     if (limit) drawRegion($("#region"), limit, width, height);
-    this.view = new Viewport($("#viewport"), $("#stage"), width, height, { onChange: () => this.updateCursor() });
+    this.view = new Viewport($("#viewport"), $("#stage"), width, height, { onChange: () => this.viewChanged() });
     this.tools = {
       brush: new BrushTool(this), eraser: new BrushTool(this, { erase: true }), fill: new FillTool(this),
       polygon: new PolygonTool(this, $("#sketch")), superpixel: new SuperpixelTool(this), accept: new AcceptTool(this),
     };
-    $("#sketch").setAttribute("viewBox", `0 0 ${width} ${height}`);
     this.timer = new ActiveTimer();
     this.saver = new Saver({
       // Keyed by user too: a shared computer must not hand one annotator's unsaved work to the next.
       doc: this.doc, detail, timer: this.timer, backup: new LocalBackup(`query-${detail.id}-${detail.assignee}`),
-      onStatus: (kind, text) => this.showSaveStatus(kind, text),
+      onStatus: (status, version) => this.showSaveStatus(status, version),
       resolveConflict: (info) => this.askConflict(info),
       onBlocked: (error) => this.blocked(error),
     });
@@ -160,6 +168,7 @@ class Labeler {
       item.innerHTML = `<span class="swatch"></span><span class="name"></span><kbd></kbd>`;
       item.querySelector(".swatch").style.background = c.color;
       item.querySelector(".name").textContent = c.name;
+      item.title = c.hotkey ? `${c.name} (key ${c.hotkey})` : c.name;
       item.querySelector("kbd").textContent = c.hotkey || "";
       item.addEventListener("click", () => { this.selectClass(c.index); $("#viewport").focus(); });
       return item;
@@ -180,26 +189,39 @@ class Labeler {
       $("#viewport").focus();
     }));
     const opacity = $("#opacity");
-    opacity.addEventListener("input", () => { $("#overlay").style.opacity = opacity.value / 100; });
-    $("#overlay").style.opacity = opacity.value / 100;
+    const showOpacity = () => {
+      $("#overlay").style.opacity = opacity.value / 100;
+      $("#opacity-value").textContent = `${opacity.value} %`;
+    };
+    opacity.addEventListener("input", showOpacity);
+    showOpacity();
+    $("#classes").classList.toggle("two-columns", this.classes.length > 4);  // every class in view at 1280×720
     $("#show-overlay").addEventListener("change", (e) => this.toggleOverlay(e.target.checked));
     $("#show-confidence").addEventListener("change", (e) => this.toggleConfidence(e.target.checked));
     $("#show-confidence").disabled = !detail.suggestion;
     $("[data-action=zoom-region]").hidden = !detail.region;
+    if (detail.tile) this.showTileContext(detail.tile);
     const info = [`${detail.image.name} · ${this.width}×${this.height}`, `round ${detail.round.number}`];
     info.push(detail.kind === "validation" ? "validation image" : detail.region ? `region query: ${detail.region.pixels.toLocaleString()} pixels` : "whole image");
     $("#query-info").textContent = info.join(" · ");
     const census = this.doc.census();
     const part = detail.region ? "of the region" : "of the image";
-    $("#suggestion-info").textContent = detail.suggestion
-      ? `Suggestion by model v${detail.suggestion.model_version}: ${Math.round((100 * census.suggested) / Math.max(1, census.total))}% ${part} pre-filled, hatched until accepted.`
-      : "No suggestion for this query.";
-    $("#version-info").textContent = detail.annotation
-      ? `Starting from version ${detail.annotation.version}${detail.annotation.author ? ` by ${detail.annotation.author}` : ""}${detail.annotation.is_submitted ? "" : " (draft)"}.`
-      : "No saved version yet.";
+    const share = (100 * census.suggested) / Math.max(1, census.total);
+    $("#suggestion-info").textContent = !detail.suggestion
+      ? "No suggestion for this query."
+      : detail.suggestion.empty
+        ? `No suggestion for this ${detail.region ? "region" : "image"}: model v${detail.suggestion.model_version} was not confident about any of its pixels.`
+        : `Suggestion by model v${detail.suggestion.model_version}: ${share > 0 && share < 1 ? "under 1" : Math.round(share)}% ${part} pre-filled, hatched until accepted.`;
+    this.showSaveStatus(this.saver.status, this.saver.version);
     setInterval(() => {
       $("#time").textContent = formatSeconds(detail.time_spent_seconds + this.timer.total / 1000);
     }, 1000);
+  }
+
+  /** Zoom or pan changed: the cursor ring and the polygon preview are drawn in screen pixels. */
+  viewChanged() {
+    this.updateCursor();
+    if (this.tools && this.tools.polygon.drawing) this.tools.polygon.preview();
   }
 
   selectClass(index) {
@@ -237,6 +259,19 @@ class Labeler {
     canvas.hidden = !show;
     $("#show-confidence").checked = show;
     $("#confidence-legend").hidden = !show;
+  }
+
+  /** A tile query: the whole image at a lower resolution (the pyramid's context level), the tile outlined. */
+  showTileContext(tile) {
+    const [x0, y0, x1, y1] = tile.box;
+    const pct = (value, whole) => `${(100 * value) / whole}%`;
+    Object.assign($("#tile-outline").style, {
+      left: pct(x0, tile.image_width), top: pct(y0, tile.image_height),
+      width: pct(x1 - x0, tile.image_width), height: pct(y1 - y0, tile.image_height),
+    });
+    $("#tile-context-image").src = tile.context_url;
+    $("#tile-info").textContent = `You label pixels ${x0}–${x1} × ${y0}–${y1} of the ${tile.image_width}×${tile.image_height} image; the rest is kept as it is.`;
+    $("#tile-context").hidden = false;
   }
 
   loadSuperpixels() {
@@ -398,7 +433,7 @@ class Labeler {
   bindKeys() {
     window.addEventListener("keydown", (event) => {
       if ($("#dialog").open || $("#help").open) return;
-      if (isTyping(event.target)) return;
+      if (controlOwnsKey(event.target, event.key) && !(event.ctrlKey || event.metaKey)) return;
       this.timer.mark();
       const key = event.key, lower = key.length === 1 ? key.toLowerCase() : key;
       const ctrl = event.ctrlKey || event.metaKey;
@@ -456,7 +491,7 @@ class Labeler {
   bindSession() {
     this.doc.onChange(() => {
       this.updateCensusSoon();
-      this.showSaveStatus("dirty", "Unsaved changes");
+      this.saver.setStatus("dirty");
       clearTimeout(this.backupTimer);
       this.backupTimer = setTimeout(() => this.saver.backUp(), BACKUP_DELAY_MS);
     });
@@ -491,19 +526,21 @@ class Labeler {
     });
   }
 
-  showSaveStatus(kind, text) {
-    const status = $("#save-status");
-    status.dataset.state = kind;
-    status.textContent = text;
-    if (kind === "merged") this.notify(text);
-    if (kind === "error") this.notify(`${text} Retrying…`, "error");
+  /** Every label about the saved version is written here, from the saver's one record of it. */
+  showSaveStatus(status, version) {
+    const label = $("#save-status");
+    label.dataset.state = status.kind;
+    label.textContent = describeSave(status, version);
+    $("#version-info").textContent = describeVersion(version);
+    if (status.kind === "merged") this.notify(describeMerge(status, version));
+    if (status.kind === "error") this.notify(`${label.textContent} Retrying…`, "error");
   }
 
   blocked(error) {
     const banner = $("#blocked");
     banner.querySelector(".text").textContent = `${error.message} Saving has stopped; what you painted is kept in this browser.`;
     banner.hidden = false;
-    this.showSaveStatus("blocked", "Not saved");
+    this.saver.setStatus("blocked");
   }
 
   async restoreBackup() {
@@ -528,17 +565,8 @@ class Labeler {
     this.notify(`Restored unsaved work from ${when}; it will be saved now.`);
   }
 
-  async askConflict({ latest, conflicts, mineChanged }) {
-    const who = latest.author || "someone";
-    const { value } = await ask({
-      title: "Someone else saved this image",
-      message: `${who} saved version ${latest.version} while you worked. ${conflicts.toLocaleString()} of the ${mineChanged.toLocaleString()} pixels you changed were changed by both of you. Merge keeps everybody's other changes; choose whose pixels win where you overlap, or reload their version and drop your changes.`,
-      buttons: [
-        { value: "mine", label: "Merge, keep mine", primary: true },
-        { value: "theirs", label: "Merge, keep theirs" },
-        { value: "reload", label: "Reload theirs" },
-      ],
-    });
+  async askConflict(conflict) {
+    const { value } = await ask(conflictQuestion(conflict));
     const how = value === "cancel" ? "mine" : value;
     this.flush();
     return how;
@@ -548,7 +576,7 @@ class Labeler {
     try {
       if (this.dismissed) await this.dismissed.flush();
       const body = await this.saver.save();
-      if (body === null && !this.saver.dirty) this.showSaveStatus("saved", "Saved");
+      if (body === null && !this.saver.dirty) this.saver.setStatus("saved");
       this.flush();
     } catch (error) {
       this.flush();

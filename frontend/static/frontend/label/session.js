@@ -4,6 +4,7 @@
 import { postPng, getPng } from "./api.js";
 import { UNLABELED, mergeMasks } from "./algorithms.js";
 import { encodeIndexPng } from "./png.js";
+import { versionOf } from "./versions.js";
 
 /** Seconds of *active* work: the tab visible and some input within the last ``idleMs``. */
 export class ActiveTimer {
@@ -145,15 +146,19 @@ export class DismissedSuggestions {
 /**
  * Saves the document's confirmed labels as versions of the image's mask.
  *
- * ``baseVersion`` is the server version the labels started from; ``baseLabels``
- * its content, kept for three-way merges. A 409 (someone saved in between) is
- * resolved by merging: my changes since the base win, theirs fill the rest;
- * when both changed the same pixels ``resolveConflict`` asks the annotator.
+ * ``version`` is the page's one record of the server version the labels stand
+ * on (versions.js describes it); ``baseLabels`` its content, kept for three-way
+ * merges. A 409 (someone saved in between) is resolved by merging: my changes
+ * since the base win, theirs fill the rest; when both changed the same pixels
+ * ``resolveConflict`` asks the annotator. ``status`` is what saving is doing;
+ * ``onStatus(status, version)`` hears every change of either.
  */
 export class Saver {
   constructor({ doc, detail, timer, backup, onStatus, resolveConflict, onBlocked }) {
     Object.assign(this, { doc, detail, timer, backup, onStatus, resolveConflict, onBlocked });
-    this.baseVersion = detail.base_version;
+    const opened = detail.annotation;
+    this.version = versionOf(opened, { mine: Boolean(opened && opened.author && opened.author === detail.assignee) });
+    this.status = { kind: "saved" };
     this.baseLabels = doc.labels.slice();
     this.savedRevision = doc.revision;
     this.inflight = null;
@@ -164,6 +169,14 @@ export class Saver {
   }
 
   get dirty() { return this.doc.revision !== this.savedRevision; }
+
+  /** The version number the labels stand on (0: none), sent as ``base_version``. */
+  get baseVersion() { return this.version.number; }
+
+  setStatus(kind, extra = {}) {
+    this.status = { kind, ...extra };
+    this.onStatus(this.status, this.version);
+  }
 
   async encode() {
     const revision = this.doc.revision;
@@ -200,23 +213,24 @@ export class Saver {
     const started = performance.now();
     const { revision, blob, labels } = await this.encode();
     const seconds = this.timer.take();
-    this.onStatus("saving", submit ? "Submitting…" : "Saving…");
+    this.setStatus("saving", { submit });
     try {
       const { body } = await postPng(submit ? this.detail.urls.submit : this.detail.urls.save, blob, {
         base_version: this.baseVersion, time_spent: seconds.toFixed(2),
       });
-      this.baseVersion = body.annotation.version;
+      // Usually my new version; an identical draft is not stored again and the answer is the latest one, maybe theirs.
+      this.version = versionOf(body.annotation, { mine: body.annotation.author === this.detail.assignee });
       this.baseLabels = labels;
       this.savedRevision = revision;
       this.failures = 0;
       this.stats.roundTripMs.push(performance.now() - started);
       if (!this.dirty) this.backup.clear();
-      this.onStatus("saved", `Saved as version ${body.annotation.version}`);
+      this.setStatus(this.dirty ? "dirty" : "saved");
       return body;
     } catch (error) {
       this.timer.giveBack(seconds);
       if (error.status === 409 && error.code === "stale_version" && merges > 0 && error.body.latest) {
-        const how = await this.mergeWith(error.body.latest);
+        const how = await this.mergeWith(error.body.latest, { sameUser: Boolean(error.body.same_user) });
         if (how === "reload") return null;  // the annotator looks at their version before saving anything
         return this._save(submit, merges - 1);
       }
@@ -225,33 +239,36 @@ export class Saver {
         this.onBlocked(error);
       } else {
         this.failures++;
-        this.onStatus("error", error.message);
+        this.setStatus("error", { message: error.message });
         this.backUp();
       }
       throw error;
     }
   }
 
-  /** Bring the labels up to the server's ``latest`` version without losing my changes. */
-  async mergeWith(latest) {
-    const theirs = (await getPng(latest.mask_url, [this.doc.width, this.doc.height])).data;
+  /**
+   * Bring the labels up to the server's ``latest`` version without losing my changes.
+   * ``sameUser``: the 409 says this user saved it (another tab or window).
+   */
+  async mergeWith(latest, { sameUser = false } = {}) {
+    // A tile query edits only its tile of the whole-image version.
+    const url = this.detail.tile ? `${latest.mask_url}?box=${this.detail.tile.box.join(",")}` : latest.mask_url;
+    const theirs = (await getPng(url, [this.doc.width, this.doc.height])).data;
     const mine = this.doc.labels;
+    const version = versionOf(latest, { mine: sameUser });
     let { merged, conflicts, mineChanged } = mergeMasks(this.baseLabels, mine, theirs);
     let how = "merged";
     if (conflicts > 0) {
-      how = await this.resolveConflict({ latest, conflicts, mineChanged });
+      how = await this.resolveConflict({ latest: version, conflicts, mineChanged });
       if (how === "theirs") merged = mergeMasks(this.baseLabels, mine, theirs, "theirs").merged;
       if (how === "reload") merged = theirs;
     }
     this.doc.replaceLabels(merged, how === "reload" ? "reload" : "merge");
-    this.baseVersion = latest.version;
+    this.version = version;
     this.baseLabels = theirs;
     this.encoded = null;
     if (how === "reload") this.savedRevision = this.doc.revision;
-    const who = latest.author ? ` by ${latest.author}` : "";
-    this.onStatus("merged", how === "reload"
-      ? `Reloaded version ${latest.version}${who}.`
-      : `Merged with version ${latest.version}${who}` + (conflicts ? ` (${conflicts} overlapping pixels: kept ${how === "theirs" ? "theirs" : "mine"}).` : " (no overlapping edits)."));
+    this.setStatus("merged", { how, conflicts });
     return how;
   }
 

@@ -3,6 +3,7 @@
 // one undo step. ``app`` gives the document, the current class, the brush size
 // and the view; tools never touch the DOM except the polygon's preview.
 import { capsuleSpans, floodFillSpans, labelSpans, polygonSpans } from "./algorithms.js";
+import { drawSketch, sketchGeometry } from "./sketch.js";
 
 export class BrushTool {
   constructor(app, { erase = false } = {}) {
@@ -143,7 +144,7 @@ export class SuperpixelTool {
 export class PolygonTool {
   constructor(app, sketch) {
     this.app = app;
-    this.sketch = sketch;  // an <svg> in image coordinates
+    this.sketch = sketch;  // an <svg> over the viewport, in screen pixels (sketch.js)
     this.name = "polygon";
     this.cursor = "crosshair";
     this.points = [];
@@ -212,13 +213,9 @@ export class PolygonTool {
     doc.commit();
   }
 
+  /** Redraw the preview: after every change of the vertices, the pointer, or the zoom and pan. */
   preview() {
-    const line = this.sketch.querySelector("polyline");
-    const all = this.hover && this.drawing && !this.dragging ? [...this.points, this.hover] : this.points;
-    line.setAttribute("points", all.map((p) => `${p.x},${p.y}`).join(" "));
-    const start = this.sketch.querySelector("circle");
-    start.setAttribute("cx", this.points.length ? this.points[0].x : -100);
-    start.setAttribute("cy", this.points.length ? this.points[0].y : -100);
-    start.setAttribute("r", this.points.length ? 5 / this.app.view.scale : 0);
+    const { scale, tx, ty } = this.app.view;
+    drawSketch(this.sketch, sketchGeometry(this.points, this.hover, { scale, tx, ty }, { dragging: this.dragging }));
   }
 }

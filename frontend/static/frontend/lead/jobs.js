@@ -11,7 +11,8 @@ function rowFor(panel, job) {
     row = document.createElement("div");
     row.dataset.jobId = String(job.id);
     row.innerHTML = `<div class="job-head"><strong class="job-title"></strong> <span class="badge job-state"></span>
-      <span class="job-phase muted"></span></div><progress max="100"></progress><div class="job-message small"></div>`;
+      <span class="job-phase muted"></span></div><progress max="100"></progress><div class="job-message small"></div>
+      <div class="job-wait small"></div><div class="job-timing small muted"></div>`;
     panel.prepend(row);
   }
   return row;
@@ -21,13 +22,20 @@ function render(row, job) {
   row.className = `job job-${job.state}`;
   row.dataset.jobFinal = job.is_final ? "1" : "0";
   const title = row.querySelector(".job-title");
-  if (title) title.textContent = `${job.kind}${job.round_number !== null ? ` · round ${job.round_number}` : ""}`;
-  row.querySelector(".job-state").textContent = job.state;
-  row.querySelector(".job-phase").textContent = job.phase || "";
+  if (title) title.textContent = `${job.kind_label || job.kind}${job.round_number !== null ? ` · round ${job.round_number}` : ""}`;
+  const badge = row.querySelector(".job-state");
+  badge.textContent = job.state_label || job.state;  // "Queued" for a queued job, never "Running"
+  badge.className = `badge job-state job-state-${job.badge_state || job.state}`;
+  row.querySelector(".job-phase").textContent = job.phase === "warnings" ? "" : job.phase || "";
   const bar = row.querySelector("progress");
   bar.value = job.progress;
   bar.setAttribute("aria-label", `Progress of job ${job.id}`);
   row.querySelector(".job-message").textContent = job.message || "";
+  // Why a queued job waits (its queue, the jobs ahead of it) and "ran … · waited …": from the API.
+  for (const [selector, text] of [[".job-wait", job.wait_note], [".job-timing", job.timing]]) {
+    const element = row.querySelector(selector);
+    if (element) element.textContent = text || "";
+  }
 }
 
 function watch(panel) {

@@ -1,0 +1,31 @@
+"""What a round's job log says: an mIoU as a percentage, and that round 0 trains without consistency."""
+import pytest
+
+from annotator.services.projects import project_update
+from annotator.services.round_training import _consistency_note, miou_text, train_config
+from tests.factories import make_image
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_job_log_writes_an_miou_as_a_percentage():
+    assert miou_text(0.16698613811979637) == "16.7 %"
+    assert miou_text(None) == "n/a (no validation labels yet)"
+
+
+def test_round_zero_says_consistency_training_joins_later(project):
+    make_image(project)
+    assert project.consistency_training  # the default
+    round0 = train_config(project, round_index=0, warm_start=False)
+    assert "consistency" not in round0.objective_names
+    assert "consistency training is on but joins from the first fine-tuning round" in _consistency_note(project, round0)
+    round1 = train_config(project, round_index=1, warm_start=True)
+    assert "consistency" in round1.objective_names and _consistency_note(project, round1) == ""
+    project = project_update(project=project, consistency_training=False)
+    assert _consistency_note(project, train_config(project, round_index=0, warm_start=False)) == ""
+
+
+def test_the_settings_page_says_it_too(project, client, users):
+    client.force_login(users["lead"])
+    html = client.get(f"/projects/{project.pk}/settings/").content.decode()
+    assert "Round 0 trains without it" in html
