@@ -142,7 +142,9 @@ class Simulation:
         from learning.recipe import round_train_config
 
         config = round_train_config(self.recipe, round_index=0, warm_start=False, image_sizes=self.sizes, seed=seed)
-        digest = hashlib.sha1(json.dumps([self.name, config.to_dict()], sort_keys=True, default=str).encode())
+        # Round 0 here has no target labels, so the target share cannot change it: one cached model for all shares.
+        key = replace(config, target_label_share=0.0).to_dict()
+        digest = hashlib.sha1(json.dumps([self.name, key], sort_keys=True, default=str).encode())
         path = BASES / f"{self.name}-{digest.hexdigest()[:12]}.pt"
         if path.exists():
             saved = torch.load(path, weights_only=True)
