@@ -303,10 +303,11 @@ def verdicts(records: list[RoundRecord]) -> list[str]:
     return [line for line in lines if line]
 
 
-def render(records: list[RoundRecord], settings_text: str) -> str:
-    lines = ["## Dataset suite", "",
-             f"Machine: {report.machine_description()}. Command: `python benchmarks/suite.py` (records in "
-             "benchmarks/results/suite.jsonl; `--report-only` re-renders). Every round runs the app's round step "
+def render(records: list[RoundRecord], settings_text: str, title: str = "Dataset suite") -> str:
+    lines = [f"## {title}", "",
+             f"Machine: {report.machine_description()}. Command: "
+             f"`{report.command_line().replace(' --report-only', '').replace(' --no-write', '')}` (records in "
+             "benchmarks/results/suite.jsonl; the same command with `--report-only` re-renders). Every round runs the app's round step "
              "(`learning.round_step.train_round_model` with the app's recipe and keep-best, then `propose_round`); "
              f"an oracle answers the queries with the ground truth. {settings_text}"]
     for name in datasets.NAMES:
@@ -353,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", default=str(RECORDS))
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--section", default="suite",
+                        help="the docs/BENCHMARKS.md section to write (e.g. one per ablation, so none overwrites another)")
     args = parser.parse_args(argv)
     import torch
 
@@ -384,11 +387,14 @@ def main(argv: list[str] | None = None) -> int:
     records = load_records(path)
     text = (f"Settings: {settings.rounds} rounds at {settings.percent:g} % of the pool's pixels per round; round-0 "
             f"steps {settings.steps_initial or 'app default'}, steps per round {settings.steps_per_round or 'app default'}"
-            f", fine-tuning budget {settings.round_minutes if settings.round_minutes is not None else 'app default'} min.")
-    markdown = render([r for r in records if r.key in {settings.key(n) for n in datasets.NAMES}], text)
+            f", fine-tuning budget {settings.round_minutes if settings.round_minutes is not None else 'app default'} min"
+            + (f"; recipe overrides {', '.join(f'{k}={v}' for k, v in settings.recipe)}" if settings.recipe else "")
+            + ".")
+    markdown = render([r for r in records if r.key in {settings.key(n) for n in datasets.NAMES}], text,
+                      title="Dataset suite" + (f" (ablation: {args.section})" if args.section != "suite" else ""))
     print(markdown)
     if not args.no_write:
-        report.write_section("suite", markdown)
+        report.write_section(args.section, markdown)
     return 0
 
 
