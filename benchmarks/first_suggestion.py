@@ -78,27 +78,8 @@ def create_project(frames: list[Path]):
     return project, annotator, truth
 
 
-def label_queries(project, annotator, truth) -> int:
-    """The oracle submits every open query (regions from the truth, void elsewhere)."""
-    import numpy as np
-    from PIL import Image as PILImage
-
-    from annotator.imaging import encode_png
-    from annotator.services.labeling import annotation_save, query_next
-
-    submitted = 0
-    while (query := query_next(project=project, user=annotator)) is not None:
-        mask = truth[query.image_id]
-        if query.region_mask:
-            region = np.asarray(PILImage.open(query.region_mask.path)) > 0
-            mask = np.where(region, mask, 255).astype(np.uint8)
-        annotation_save(query=query, user=annotator, mask_png=encode_png(mask), base_version=0, submit=True)
-        submitted += 1
-    return submitted
-
-
 def one_run(frames: list[Path], run: int) -> dict:
-    from benchmarks.round_turnaround import setup_django
+    from benchmarks.round_turnaround import label_round, setup_django
 
     setup_django(WORK / f"run{run}")
     from django.db import transaction
@@ -117,7 +98,7 @@ def one_run(frames: list[Path], run: int) -> dict:
     if (outcome := round_select_run(job_id=job.pk, worker="bench")) != "opened":
         raise SystemExit(f"round 0 selection ended with {outcome}")
     phases = {"start + cold-start selection": time.perf_counter() - started}
-    label_queries(project, annotator, truth)
+    label_round(project, annotator, truth, 0)  # the oracle answers round 0's label and validation queries
     label_counts = {kind: Query.objects.filter(round=round0, kind=kind).count() for kind in Query.Kind.values}
     round1 = Round.objects.get(project=project, number=1)
     job = Job.objects.get(round=round1)

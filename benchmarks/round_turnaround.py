@@ -104,6 +104,7 @@ def run_round(project, number: int) -> dict[str, float]:
 
 
 def label_round(project, annotator, oracle, number: int) -> int:
+    """An oracle submits every open query of round ``number`` through ``annotation_save``; how many."""
     import numpy as np
     from PIL import Image as PILImage
 
@@ -117,9 +118,11 @@ def label_round(project, annotator, oracle, number: int) -> int:
         region = np.asarray(PILImage.open(query.region_mask.path)) > 0 if query.region_mask else None
         latest = query.image.annotations.order_by("-version").first()
         base = latest.version if latest else 0
-        previous = np.asarray(PILImage.open(latest.mask.path)) if latest else np.full(region.shape, 255, np.uint8)
         truth = oracle[query.image_id]
-        mask = np.where(region, truth, previous).astype(np.uint8) if region is not None else truth
+        mask = truth  # a whole-image query: the whole truth
+        if region is not None:  # a region: the truth inside it, the image's earlier labels (or void) outside
+            previous = np.asarray(PILImage.open(latest.mask.path)) if latest else np.full(region.shape, 255, np.uint8)
+            mask = np.where(region, truth, previous).astype(np.uint8)
         annotation_save(query=query, user=annotator, mask_png=encode_png(mask), base_version=base, submit=True,
                         time_spent=0.0)
         submitted += 1

@@ -25,11 +25,11 @@ from learning.suggestions import background_classes_of
 from models_store import storage
 
 from ..models import Job, Project, Round
-from .job_progress import TRAINING_PHASES, JobReporter
+from .job_progress import JobReporter
 from .jobs import job_progress
 from .queries import image_queries_store, queries_store
 from .round_data import class_names, latest_labels, pool_images_of, round_data, round_pool
-from .round_training import backbone_choice, pretrain_project_encoder, train_config
+from .round_training import backbone_choice, backbone_file_ready, train_config
 from .superpixels import image_superpixels
 
 BUDGET_UNITS = {Project.BudgetUnit.IMAGES: "images", Project.BudgetUnit.REGIONS: "regions",
@@ -201,10 +201,8 @@ def cold_start_encoder(job_id: int, project: Project) -> BackboneChoice | None:
     project asks for it: round 1's training reuses the finished run.
     """
     backbone = backbone_choice(project)
-    if backbone.kind == "ssl":
-        path = pretrain_project_encoder(job_id, project, JobReporter(job_id, start=0, end=50, phases=TRAINING_PHASES))
-        return replace(backbone, path=str(path))
-    return backbone if backbone.path else None
+    path = backbone_file_ready(job_id, project, backbone, progress_end=50)
+    return replace(backbone, path=path) if path else None
 
 
 def select_round_cold(job_id: int, round_: Round) -> dict[str, Any]:

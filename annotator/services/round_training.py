@@ -144,6 +144,15 @@ def _mix_note(labeled, share: float) -> str:
     return f"; {share:.0%} of each batch and of the cross-entropy from the {targets} labeled target images"
 
 
+def backbone_file_ready(job_id: int, project: Project, backbone: BackboneChoice, *, progress_end: int) -> str | None:
+    """The backbone file ``backbone`` names, running the project's self-supervised pretraining first when it is
+    the choice (a finished run is reused); its progress fills the job's bar up to ``progress_end``."""
+    if backbone.kind != "ssl":
+        return backbone.path
+    return str(pretrain_project_encoder(job_id, project, JobReporter(job_id, start=0, end=progress_end,
+                                                                     phases=TRAINING_PHASES)))
+
+
 def train_round(job_id: int, round_: Round) -> ModelVersion:
     """Train the round's model once; a second call returns the model the first one stored."""
     existing = ModelVersion.objects.filter(round=round_).first()
@@ -207,12 +216,8 @@ def _train_and_store(job_id: int, project: Project, round_: Round, parent: Model
     if init_state is None:
         backbone = backbone_choice(project)
         job_log(job_id=job_id, line=f"round {round_.number}: the backbone starts from {backbone.description}")
-        if backbone.kind == "ssl":
-            train_start = TRAIN_SHARE // 2
-            backbone_file = str(pretrain_project_encoder(job_id, project, JobReporter(
-                job_id, start=0, end=train_start, phases=TRAINING_PHASES)))
-        else:
-            backbone_file = backbone.path
+        train_start = TRAIN_SHARE // 2 if backbone.kind == "ssl" else 0
+        backbone_file = backbone_file_ready(job_id, project, backbone, progress_end=train_start)
     planned = train_config(project, round_index=round_.number, warm_start=init_state is not None)
     job_log(job_id=job_id, line=(
         f"round {round_.number}: {'fine-tuning model v' + str(parent.version) if parent else 'training from scratch'}"
