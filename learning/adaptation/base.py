@@ -20,7 +20,7 @@ Life cycle inside one ``train()`` call::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import torch
@@ -159,4 +159,4 @@ def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, weight: 
 
 
 def samples_with_masks(samples: Sequence[Sample], masks: Sequence[Any]) -> list[Sample]:
-    return [Sample(image=s.image, mask=m, key=s.key) for s, m in zip(samples, masks)]
+    return [replace(s, mask=m) for s, m in zip(samples, masks)]  # every other field (key, target) kept
