@@ -105,6 +105,13 @@ class Project(models.Model):
         help_text="Target images set aside and labeled in the app as validation images when none with masks "
                   "were imported (mIoU is shown from 5 labeled ones on).",
     )
+    # Round 0 of a project without labels has no model to ask with: it asks for whole, diversity-picked images,
+    # and the first model learns from those alone (annotator/services/round_selection.cold_start_budget_images).
+    cold_start_images = models.PositiveIntegerField(
+        default=10, validators=[MaxValueValidator(1000)],
+        help_text="Round 0 of a project with no labels asks for at least this many whole images (at most half "
+                  "the pool), even when the round budget buys fewer; 0 = the budget alone.",
+    )
     suggestion_precision = models.FloatField(
         default=0.95, validators=[MinValueValidator(0.5), MaxValueValidator(1.0)]
     )

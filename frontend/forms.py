@@ -12,7 +12,8 @@ from annotator.services.projects import ClassSpec, class_specs_complete
 HEX_COLOR = hex_color.regex  # the model's own rule for a class colour
 
 SETTINGS_GROUPS = (
-    ("Budget and schedule", ("query_unit", "budget_unit", "budget_per_round", "rounds_total", "validation_images")),
+    ("Budget and schedule", ("query_unit", "budget_unit", "budget_per_round", "rounds_total", "validation_images",
+                              "cold_start_images")),
     ("Selection strategy", ("strategy", "uncertainty_measure", "diversity_weight")),
     ("Model", ("architecture", "pretrained", "train_height", "train_width", "train_steps_initial",
                "train_steps_per_round", "init_checkpoint")),
@@ -105,6 +106,7 @@ class ProjectSettingsForm(forms.ModelForm):
             "consistency_training": "Consistency training", "pixel_contrastive": "Pixel contrastive loss",
             "ssl_pretraining": "Self-supervised pretraining", "suggestion_precision": "Suggestion precision target",
             "pretrained": "Pretrained backbone", "validation_images": "Validation images to label in the app",
+            "cold_start_images": "First images to label when starting without labels",
             "review_mode": "Review", "review_sample_percent": "Sample reviewed (%)",
             "training_source": "What trains the model", "review_blocks_round": "Round closing waits for reviews",
             "agreement_percent": "Queries labeled twice (%)", "agreement_threshold": "Agreement threshold (mIoU)",

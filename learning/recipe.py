@@ -72,9 +72,15 @@ def auto_train_size(image_sizes: Sequence[tuple[int, int]], max_pixels: int = DE
 
 def round_train_config(settings: RecipeSettings, *, round_index: int, warm_start: bool,
                        image_sizes: Sequence[tuple[int, int]] = (),
-                       available_objectives: Sequence[str] | None = None, seed: int = 0) -> TrainConfig:
+                       available_objectives: Sequence[str] | None = None, seed: int = 0,
+                       labeled_source: bool = True) -> TrainConfig:
     """The TrainConfig of one round: ``warm_start`` = fine-tuning the current model, else round 0.
 
+    ``labeled_source``: whether any labeled image comes from a source domain.
+    Without one (a project of its own images only) there is no domain gap to
+    close: adversarial adaptation would only tell labeled target images from
+    unlabeled ones of the same domain, at the cost of a second batch per step,
+    so it is left out (:func:`adaptation_applies`).
     The random stream is ``seed * 1000 + round_index`` (the app runs seed 0: the round number).
     """
     objectives = []
@@ -93,7 +99,8 @@ def round_train_config(settings: RecipeSettings, *, round_index: int, warm_start
         arch=settings.arch, num_classes=settings.num_classes, size=size,
         steps=settings.steps_per_round if warm_start else settings.steps_initial,
         lr=settings.finetune_lr if warm_start else 1e-3,
-        adversarial=settings.adversarial, self_training=settings.self_training, objectives=tuple(objectives),
+        adversarial=adaptation_applies(settings, labeled_source=labeled_source),
+        self_training=settings.self_training, objectives=tuple(objectives),
         seed=int(seed) * 1000 + int(round_index),
         # Round 0 from scratch: pseudo-labels only once the model has learnt something.
         self_training_start=0.0 if warm_start else 0.5,
@@ -101,3 +108,8 @@ def round_train_config(settings: RecipeSettings, *, round_index: int, warm_start
         class_weighting=settings.class_weighting, dice_weight=settings.dice_weight,
         target_label_share=settings.target_label_share,
     )
+
+
+def adaptation_applies(settings: RecipeSettings, *, labeled_source: bool) -> bool:
+    """Adversarial domain adaptation runs when the project asks for it and a labeled source domain exists."""
+    return settings.adversarial and labeled_source

@@ -37,6 +37,7 @@ PROJECT_SETTINGS = [
     "diversity_weight", "architecture", "adversarial_adaptation", "self_training", "consistency_training",
     "pixel_contrastive", "ssl_pretraining", "train_height", "train_width", "train_steps_initial",
     "train_steps_per_round", "init_checkpoint", "suggestion_precision", "pretrained", "validation_images",
+    "cold_start_images",
     "review_mode", "review_sample_percent", "training_source", "review_blocks_round", "agreement_percent",
     "agreement_threshold", "agreement_boundary_px",
 ]

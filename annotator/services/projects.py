@@ -82,7 +82,7 @@ def class_specs_complete(entries: Sequence[Mapping]) -> list[ClassSpec]:
 # Settings a running project keeps: the next round fine-tunes the previous
 # round's weights (same architecture), and pretraining only happens before round 0.
 LOCKED_AFTER_START = frozenset({"architecture", "ssl_pretraining", "init_checkpoint", "pretrained",
-                                "validation_images"})
+                                "validation_images", "cold_start_images"})
 
 
 def project_locked_settings(*, project: Project) -> frozenset[str]:
@@ -95,7 +95,7 @@ EDITABLE_FIELDS = frozenset({
     "uncertainty_measure", "diversity_weight", "architecture", "adversarial_adaptation", "self_training",
     "consistency_training", "pixel_contrastive", "ssl_pretraining", "train_height", "train_width",
     "train_steps_initial", "train_steps_per_round", "init_checkpoint", "suggestion_precision", "pretrained",
-    "validation_images",
+    "validation_images", "cold_start_images",
     "review_mode", "review_sample_percent", "training_source", "review_blocks_round", "agreement_percent",
     "agreement_threshold", "agreement_boundary_px",
 })

@@ -175,7 +175,22 @@ def select_round(job_id: int, round_: Round, *, start: float = 0.0, end: float =
 
 
 def cold_start_budget_images(project: Project, images: list) -> int:
-    """How many whole images round 0's budget buys when there is no model (at least one)."""
+    """How many whole images round 0 asks for when there is no model: what the budget buys (at least one), or
+    the project's cold-start minimum when that is more, capped at half the pool so later rounds keep a choice.
+
+    A first model trained on the one image a 1 % budget buys predicts the background everywhere
+    (docs/BENCHMARKS.md, "Start from nothing"), so the minimum decides the first model's worth.
+    """
+    return max(cold_start_budget_bought(project, images), cold_start_minimum(project, len(images)))
+
+
+def cold_start_minimum(project: Project, pool_size: int) -> int:
+    """The project's cold-start minimum, at most half the pool."""
+    return min(project.cold_start_images, pool_size // 2)
+
+
+def cold_start_budget_bought(project: Project, images: list) -> int:
+    """How many whole images of typical size round 0's budget buys (at least one)."""
     from learning.selection.regions import SEGMENTS_PER_PIXEL
 
     budget = Budget(amount=project.budget_per_round, unit=BUDGET_UNITS[project.budget_unit])
@@ -231,10 +246,13 @@ def select_round_cold(job_id: int, round_: Round) -> dict[str, Any]:
             described(number)
         descriptors = np.stack(descriptors) if descriptors else np.zeros((0, 0))
         method = "k-center on image descriptors"
-    count = cold_start_budget_images(project, images)
+    bought, count = cold_start_budget_bought(project, images), cold_start_budget_images(project, images)
     order = cold_start_order(descriptors) if len(descriptors) else iter(())
     chosen = [images[index] for index, _ in zip(order, range(count))]
     image_queries_store(round_=round_, images=chosen)
+    if count > bought:
+        method += (f"; {count} images, the project's cold-start minimum (the round budget buys {bought}), so the "
+                   "first model has more than that to learn from")
     return {"strategy": f"cold start: {method}", "query_unit": "image", "queries": len(chosen),
             "query_pixels": int(sum(image.pixels for image in chosen)), "cold_start": True,
             "suggestion_precision": None, "suggestion_coverage": None, "model_version": None, "val_miou": None}

@@ -51,13 +51,14 @@ def recipe_settings(project: Project) -> RecipeSettings:
     )
 
 
-def train_config(project: Project, *, round_index: int, warm_start: bool) -> TrainConfig:
+def train_config(project: Project, *, round_index: int, warm_start: bool, labeled_source: bool = True) -> TrainConfig:
     """The project's settings as a TrainConfig for this round (the recipe: learning/recipe.py)."""
     from learning.adaptation import OBJECTIVES
 
     sizes = project.images.filter(domain=Image.Domain.TARGET).values_list("height", "width")
     return round_train_config(recipe_settings(project), round_index=round_index, warm_start=warm_start,
-                              image_sizes=list(sizes), available_objectives=tuple(OBJECTIVES))
+                              image_sizes=list(sizes), available_objectives=tuple(OBJECTIVES),
+                              labeled_source=labeled_source)
 
 
 def _init_state(project: Project, parent: ModelVersion | None, classes: list[str]):
@@ -203,6 +204,15 @@ def _consistency_note(project: Project, planned: TrainConfig) -> str:
     return ""
 
 
+def _adaptation_note(project: Project, planned: TrainConfig) -> str:
+    """Say so when the project asks for adversarial adaptation and this round leaves it out (learning/recipe.py:
+    with no labeled source image there is no second domain to adapt from)."""
+    if project.adversarial_adaptation and not planned.adversarial:
+        return "; adversarial adaptation is on but left out: no labeled image comes from a source domain, so " \
+               "there is no domain gap to close"
+    return ""
+
+
 def _train_and_store(job_id: int, project: Project, round_: Round, parent: ModelVersion | None,
                      classes: list[str], directory: Path) -> dict[str, Any]:
     data = round_data(project)
@@ -218,13 +228,15 @@ def _train_and_store(job_id: int, project: Project, round_: Round, parent: Model
         job_log(job_id=job_id, line=f"round {round_.number}: the backbone starts from {backbone.description}")
         train_start = TRAIN_SHARE // 2 if backbone.kind == "ssl" else 0
         backbone_file = backbone_file_ready(job_id, project, backbone, progress_end=train_start)
-    planned = train_config(project, round_index=round_.number, warm_start=init_state is not None)
+    planned = train_config(project, round_index=round_.number, warm_start=init_state is not None,
+                           labeled_source=any(not sample.target for sample in data.labeled))
     job_log(job_id=job_id, line=(
         f"round {round_.number}: {'fine-tuning model v' + str(parent.version) if parent else 'training from scratch'}"
         f" on {len(data.labeled)} labeled images ({data.labeled_target_pixels} human-labeled target pixels"
         f"{_mix_note(data.labeled, planned.target_label_share)}), "
         f"{len(data.unlabeled)} unlabeled target images, {planned.steps} steps at {planned.size}, "
-        f"objectives {list(planned.objective_names)}{_consistency_note(project, planned)}"))
+        f"objectives {list(planned.objective_names)}{_consistency_note(project, planned)}"
+        f"{_adaptation_note(project, planned)}"))
     from learning.adaptation import OBJECTIVES
 
     reporter = JobReporter(job_id, start=train_start, end=TRAIN_SHARE, phases=TRAINING_PHASES)

@@ -36,7 +36,7 @@ def plain_project(users):
         created_by=users["lead"], architecture=Project.Architecture.LRASPP_MOBILENET, train_height=48,
         train_width=64, train_steps_initial=6, train_steps_per_round=3, rounds_total=3,
         query_unit=Project.QueryUnit.REGION, budget_unit=Project.BudgetUnit.PIXEL_PERCENT, budget_per_round=20.0,
-        validation_images=MIN_VALIDATION_LABELS, adversarial_adaptation=False,
+        validation_images=MIN_VALIDATION_LABELS, adversarial_adaptation=False, cold_start_images=4,
     )
     membership_set(project=project, user=users["annotator"], role="annotator")
     rng = np.random.default_rng(0)
@@ -80,14 +80,16 @@ def test_a_project_of_plain_images_runs_from_a_diverse_first_set_to_suggestions(
     assert round_select_run(job_id=job.pk) == "opened"
     round0.refresh_from_db()
     picked = Query.objects.filter(round=round0, kind=Query.Kind.LABEL)
-    # 20 % of the 15 pool images' pixels, in whole images (no model to score regions yet)
-    assert picked.count() == 3 and not Suggestion.objects.filter(query__round=round0).exists()
+    # 20 % of the 15 pool images' pixels buys 3 whole images (no model to score regions yet); the project's
+    # cold-start minimum asks for 4
+    assert picked.count() == 4 and not Suggestion.objects.filter(query__round=round0).exists()
     assert not {q.image_id for q in picked} & {q.image_id for q in validation}
-    assert round0.stats["cold_start"] and round0.budget_planned_pixels == 3 * SIZE[0] * SIZE[1]
+    assert round0.stats["cold_start"] and round0.budget_planned_pixels == 4 * SIZE[0] * SIZE[1]
+    assert "4 images, the project's cold-start minimum (the round budget buys 3)" in round0.stats["strategy"]
     assert not ModelVersion.objects.filter(project=project).exists()
 
     with django_capture_on_commit_callbacks(execute=False):  # the next round's job is run by hand
-        assert label_everything(project, truth, users["annotator"]) == 3 + MIN_VALIDATION_LABELS
+        assert label_everything(project, truth, users["annotator"]) == 4 + MIN_VALIDATION_LABELS
     round1 = Round.objects.get(project=project, number=1)
     job = Job.objects.get(round=round1)
     assert round_train_run(job_id=job.pk) == "trained", Job.objects.get(pk=job.pk).error
@@ -97,6 +99,37 @@ def test_a_project_of_plain_images_runs_from_a_diverse_first_set_to_suggestions(
     queries = Query.objects.filter(round=round1)
     assert queries.exists() and Suggestion.objects.filter(query__round=round1).count() == queries.count()
     assert not queries.filter(image__split=Image.Split.VAL).exists()  # validation never selected
+
+
+@pytest.mark.parametrize(("minimum", "budget", "pool", "expected"), [
+    (10, 1.0, 100, 10),  # a 1 % budget buys one image: the minimum asks for ten
+    (0, 1.0, 100, 1),  # no minimum: what the budget buys
+    (10, 1.0, 8, 4),  # at most half the pool, so later rounds keep a choice
+    (5, 20.0, 100, 20),  # a budget that buys more than the minimum is spent as it is
+])
+def test_the_cold_start_round_asks_for_the_minimum_or_what_the_budget_buys(minimum, budget, pool, expected):
+    from types import SimpleNamespace
+
+    from annotator.services.round_selection import cold_start_budget_images
+
+    project = Project(budget_unit=Project.BudgetUnit.PIXEL_PERCENT, budget_per_round=budget, cold_start_images=minimum)
+    assert cold_start_budget_images(project, [SimpleNamespace(pixels=100)] * pool) == expected
+
+
+def test_a_first_model_on_the_projects_own_labels_leaves_adversarial_adaptation_out_and_says_why(
+        plain_project, users, django_capture_on_commit_callbacks):
+    project, truth = plain_project
+    Project.objects.filter(pk=project.pk).update(adversarial_adaptation=True, train_steps_initial=2)
+    with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+        round0 = project_start(project=Project.objects.get(pk=project.pk))
+    assert round_select_run(job_id=Job.objects.get(round=round0).pk) == "opened"
+    with django_capture_on_commit_callbacks(execute=False):
+        label_everything(project, truth, users["annotator"])
+    job = Job.objects.get(round__project=project, round__number=1)
+    assert round_train_run(job_id=job.pk) == "trained"
+    assert "adversarial adaptation is on but left out: no labeled image comes from a source domain" in \
+        Job.objects.get(pk=job.pk).log
+    assert not ModelVersion.objects.get(round__number=1, project=project).train_config["adversarial"]
 
 
 def test_round_zero_of_a_labeled_project_trains_first_and_still_sets_validation_aside(users):
@@ -122,7 +155,7 @@ def test_round_zero_describes_images_with_the_self_supervised_encoder_and_round_
     assert "encoder features (self-supervised pretraining" in round0.stats["strategy"]
     encoder = Path(settings.MODELS_STORE_ROOT) / f"project-{project.pk}" / "pretrain" / "encoder" / "weights.pt"
     assert encoder.exists()
-    assert Query.objects.filter(round=round0, kind=Query.Kind.LABEL).count() == 3
+    assert Query.objects.filter(round=round0, kind=Query.Kind.LABEL).count() == 4
     with django_capture_on_commit_callbacks(execute=False):
         label_everything(project, truth, users["annotator"])
     job = Job.objects.get(round__project=project, round__number=1)

@@ -153,13 +153,14 @@ def test_a_lead_starts_from_plain_images_and_round_1_opens_with_suggestions(
     assert round0.stats["cold_start"] and round0.model_version is None
     picked = round0.queries.filter(kind=Query.Kind.LABEL)
     validation = round0.queries.filter(kind=Query.Kind.VALIDATION)
-    assert picked.count() == 5 and validation.count() == MIN_VALIDATION_LABELS  # 20 % of the 25 pool images
+    # 20 % of the 25 pool images' pixels buys 5 whole images; the default cold-start minimum asks for 10
+    assert picked.count() == 10 and validation.count() == MIN_VALIDATION_LABELS
     assert not Suggestion.objects.exists() and not ModelVersion.objects.exists()
     page.reload()
     assert "mIoU appears once 5 validation images are labeled (0 of 5 labeled)" in page.inner_text(".tiles")
     photograph(page, "dashboard_validation_wait", full_page=False, charts=True)
     page.goto(f"{live_server.url}/projects/{project.pk}/images/browse/")
-    assert page.locator(".thumb[data-status=queried]").count() == 5
+    assert page.locator(".thumb[data-status=queried]").count() == 10
     assert page.locator(".thumb[data-status=validation]").count() == 5
     page.wait_for_function("() => [...document.querySelectorAll('.thumb img')].every(i => i.naturalWidth)")
     photograph(page, "lead_browse")
@@ -185,7 +186,7 @@ def test_a_lead_starts_from_plain_images_and_round_1_opens_with_suggestions(
     encoded = {name: base64.b64encode(encode_png(mask)).decode() for name, mask in truths.items()}
     rest = annotator.evaluate(LABEL_THE_REST, {"truths": encoded,
                                                "next": f"/api/labeling/projects/{project.pk}/next/"})
-    assert rest == 5 + MIN_VALIDATION_LABELS - 1
+    assert rest == 10 + MIN_VALIDATION_LABELS - 1
     assert Round.objects.get(pk=round0.pk).state == Round.State.CLOSED
 
     # The first model trains on those labels; round 1 opens with suggestions.

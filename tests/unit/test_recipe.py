@@ -1,0 +1,40 @@
+"""learning.recipe: the one place a round's TrainConfig is decided, for the app and the benchmarks."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from learning.recipe import RecipeSettings, auto_train_size, round_train_config
+from learning.round_step import train_round_model
+
+TINY = RecipeSettings(arch="lraspp_mobilenet_v3_large", num_classes=2, size=(32, 48), steps_initial=2,
+                      steps_per_round=1)
+
+
+def test_the_training_size_comes_from_the_images_never_upscaled_and_aligned_to_the_output_stride():
+    assert auto_train_size([(224, 224)] * 3) == (224, 224)
+    height, width = auto_train_size([(3000, 4000), (3000, 4000), (2000, 2000)])
+    assert height % 16 == 0 and width % 16 == 0 and height * width <= 240 * 320
+    assert abs(width / height - 4 / 3) < 0.1
+
+
+def test_consistency_joins_only_when_fine_tuning():
+    assert "consistency" not in round_train_config(TINY, round_index=0, warm_start=False).objectives
+    assert "consistency" in round_train_config(TINY, round_index=1, warm_start=True).objectives
+
+
+def test_adversarial_adaptation_needs_a_labeled_source_domain():
+    with_source = round_train_config(TINY, round_index=0, warm_start=False, labeled_source=True)
+    own_images_only = round_train_config(TINY, round_index=0, warm_start=False, labeled_source=False)
+    assert with_source.adversarial and "adversarial" in with_source.objective_names
+    assert not own_images_only.adversarial and "adversarial" not in own_images_only.objective_names
+    off = replace(TINY, adversarial=False)
+    assert not round_train_config(off, round_index=0, warm_start=False, labeled_source=True).adversarial
+
+
+def test_a_round_on_target_labels_alone_trains_without_adversarial_adaptation(tiny_samples):
+    targets = [replace(sample, target=True) for sample in tiny_samples(3)]
+    pool = tiny_samples(3, labeled=False, seed=1)
+    own = train_round_model(TINY, round_index=0, labeled=targets, unlabeled=pool)
+    assert not own.config.adversarial and "adversarial" not in own.result.history[-1]
+    mixed = train_round_model(TINY, round_index=0, labeled=targets + tiny_samples(2, seed=2), unlabeled=pool)
+    assert mixed.config.adversarial and "adversarial" in mixed.result.history[-1]
