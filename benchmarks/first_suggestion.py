@@ -123,7 +123,15 @@ def one_run(frames: list[Path], run: int) -> dict:
         "train_size": f"{size[1]}×{size[2]}" if size else None, "val_miou": model.miou,
         "val_images": model.metrics.get("val_images"), "pretrained": (model.metrics.get("pretrained") or {}).get("kind"),
         "suggestion_precision": round1.stats.get("suggestion_precision"),
+        "adversarial": bool((model.train_config or {}).get("adversarial")),
     }
+
+
+def latest_batch(path: Path) -> list[dict]:
+    """The records of the newest batch of runs (records before batches existed form one batch of their own)."""
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    newest = records[-1].get("batch") if records else None
+    return [r for r in records if r.get("batch") == newest]
 
 
 def render(records: list[dict], threads: int) -> str:
@@ -145,11 +153,12 @@ def render(records: list[dict], threads: int) -> str:
     return (
         "## Start from nothing: time to the first suggestion\n\n"
         f"Machine: {report.machine_description()}. Command: `python benchmarks/first_suggestion.py "
-        f"--runs {len(records)} --threads {threads} --write`.\n\n"
+        f"--runs {len(records)} --threads {threads} --write`"
+        + (f" at commit `{first['commit']}`" if first.get("commit") else "") + ".\n\n"
         f"A project of {first['images']} plain 384×288 CVC-ClinicDB frames uploaded through the upload service "
         "(no masks, no source, no model; default settings: 2 classes, region queries, 1 % of pool pixels per "
-        "round, 10 validation images labeled in the app). Start → round 0 picks diverse whole images without "
-        "a model → an oracle labels them and the validation images instantly (annotator time is not counted) → "
+        "round, 10 validation images labeled in the app, a cold-start minimum of 10 images). Start → round 0 "
+        "picks diverse whole images without a model → an oracle labels them and the validation images instantly (annotator time is not counted) → "
         "the first model trains within round 0's time budget (`MASKLOOP_ROUND0_TRAIN_MINUTES`), is evaluated, "
         f"scores the pool and writes the first suggestions. Training ran {threads} intra-op thread(s); the "
         "1-minute load average when each run started: "
@@ -177,11 +186,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     records = []
     if args.report_only:
-        records = [json.loads(line) for line in args.records.read_text().splitlines() if line.strip()]
+        records = latest_batch(args.records)
     else:
         if not DATASET.exists():
             print(f"{DATASET} is absent: nothing to measure")
             return 0
+        from benchmarks import report
+
+        batch = {"batch": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": report.git_commit(),
+                 "threads": args.threads}
         for run in range(1, args.runs + 1):  # one process per run: Django is set up once per process
             child = subprocess.run(
                 [sys.executable, __file__, "--one-run", str(run), "--images", str(args.images),
@@ -190,11 +203,12 @@ def main(argv: list[str] | None = None) -> int:
             lines = [line for line in child.stdout.splitlines() if line.startswith("RECORD ")]
             if child.returncode or not lines:
                 raise SystemExit(f"run {run} failed:\n{child.stdout[-4000:]}")
-            records.append(json.loads(lines[-1][len("RECORD "):]))
+            records.append({**json.loads(lines[-1][len("RECORD "):]), **batch})
             print(json.dumps(records[-1]), flush=True)
-        args.records.parent.mkdir(parents=True, exist_ok=True)
-        args.records.write_text("".join(json.dumps(r) + "\n" for r in records))
-    text = render(records, args.threads)
+            args.records.parent.mkdir(parents=True, exist_ok=True)
+            with args.records.open("a") as out:  # every run is kept; the report renders the newest batch
+                out.write(json.dumps(records[-1]) + "\n")
+    text = render(records, records[0].get("threads", args.threads) if records else args.threads)
     print(text)
     if args.write:
         from benchmarks import report

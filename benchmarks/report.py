@@ -47,6 +47,17 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} cores{memory}, Python {platform.python_version()}{torch_info}"
 
 
+def git_commit() -> str:
+    """The short commit the benchmark ran at ("" outside a git checkout)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
 def command_line() -> str:
     """The exact command that ran, for the report (a package run with ``-m`` is shown as one)."""
     script = Path(sys.argv[0]).resolve()
