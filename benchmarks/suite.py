@@ -280,7 +280,13 @@ def verdicts(records: list[RoundRecord]) -> list[str]:
     if rounds and random_region:
         gaps = [_mean(x.miou for x in ours[r]) - _mean(x.miou for x in random_region.get(r, [])) for r in rounds]
         lines.append(f"ours − random regions, mean over rounds 1–{rounds[-1]}: {100 * np.nanmean(gaps):+.1f} mIoU "
-                     f"(per round {', '.join(f'{100 * g:+.1f}' for g in gaps)})")
+                     f"(per round {', '.join(f'{100 * g:+.1f}' for g in gaps)}); target: ≥ +2")
+        spread = seed_spread([ours[r] for r in rounds] + [random_region[r] for r in rounds if r in random_region])
+        if spread is not None:
+            below = [r for r, g in zip(rounds, gaps) if g < -spread]
+            lines.append(f"seed spread (std of val mIoU across seeds, mean over arms and rounds): {100 * spread:.1f}; "
+                         + (f"ours is below random regions by more than that in round(s) {below}" if below else
+                            "ours is never below random regions by more than that"))
     if rounds and full:
         for r in rounds:
             if r in full and r in (random_region or {}):
@@ -303,7 +309,51 @@ def verdicts(records: list[RoundRecord]) -> list[str]:
     return [line for line in lines if line]
 
 
-def render(records: list[RoundRecord], settings_text: str, title: str = "Dataset suite") -> str:
+def seed_spread(groups: list[list[RoundRecord]]) -> float | None:
+    """The mean over (arm, round) groups of the std of val mIoU across seeds; None with one seed."""
+    stds = [float(np.std([x.miou for x in group])) for group in groups if len(group) > 1]
+    return float(np.mean(stds)) if stds else None
+
+
+def plot(rows: list[RoundRecord], path: Path, title: str) -> None:
+    """val mIoU against % of target pixels labeled, one line per arm (mean over seeds, ± std shaded)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
+    for arm in ARMS:
+        curve = _curve(rows, arm)
+        if not curve or arm == "full":
+            continue
+        rounds = sorted(curve)
+        xs = np.array([_mean(x.labeled_percent for x in curve[r]) for r in rounds])
+        ys = np.array([_mean(x.miou for x in curve[r]) for r in rounds])
+        sd = np.array([np.std([x.miou for x in curve[r]]) for r in rounds])
+        line, = ax.plot(xs, 100 * ys, marker="o", ms=3.5, lw=2.2 if arm == "ours" else 1.3,
+                        ls="--" if ARMS[arm][1] == "image" else "-", label=ARMS[arm][2])
+        ax.fill_between(xs, 100 * (ys - sd), 100 * (ys + sd), color=line.get_color(), alpha=0.12)
+    full = _curve(rows, "full")
+    if full:
+        ceiling = _mean(x.miou for x in full[max(full)])
+        ax.axhline(100 * ceiling, color="black", lw=1.1, label=f"full target supervision ({100 * ceiling:.1f})")
+        ax.axhline(90 * ceiling, color="black", lw=0.7, ls=":", label="90 % of full supervision")
+    ax.set_xlabel("% of target pool pixels labeled")
+    ax.set_ylabel("val mIoU (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7.5, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def render(records: list[RoundRecord], settings_text: str, title: str = "Dataset suite",
+           plot_name: str | None = None) -> str:
+    """The markdown of one section; ``plot_name``: also draw each dataset's plot as docs/<plot_name>-<dataset>.png."""
     lines = [f"## {title}", "",
              f"Machine: {report.machine_description()}. Command: "
              f"`{report.command_line().replace(' --report-only', '').replace(' --no-write', '')}` (records in "
@@ -330,7 +380,13 @@ def render(records: list[RoundRecord], settings_text: str, title: str = "Dataset
                               _fmt(group, "suggestion_precision"), _fmt(group, "suggestion_coverage"),
                               f"{_mean(x.train_seconds + x.select_seconds for x in group) / 60:.1f}",
                               f"{_mean(x.cpu_seconds for x in group) / 60:.1f}"])
+        figure = []
+        if plot_name:
+            image = ROOT / "docs" / f"{plot_name}-{name}.png"
+            plot(rows, image, f"{name}: val mIoU by % of target pixels labeled ({settings_text.split(';')[0]})")
+            figure = [f"![{name}: val mIoU by labeled share, per arm]({image.name})", ""]
         lines += ["", f"### {name}: {datasets.load(name).description if datasets.available(name) else ''}", "",
+                  *figure,
                   report.markdown_table(
                       ["arm", "round", "seeds", "% labeled", "val mIoU", f"IoU of rarest class ({classes[rare] if rare < len(classes) else rare})",
                        "suggestion precision", "coverage", "min / round", "CPU min / round"], table), ""]
@@ -355,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--section", default="suite",
-                        help="the docs/BENCHMARKS.md section to write (e.g. one per ablation, so none overwrites another)")
+                        help="the docs/BENCHMARKS.md sections to write, <section>_<dataset> (e.g. one name per "
+                             "ablation, so none overwrites another)")
     args = parser.parse_args(argv)
     import torch
 
@@ -390,11 +447,16 @@ def main(argv: list[str] | None = None) -> int:
             f", fine-tuning budget {settings.round_minutes if settings.round_minutes is not None else 'app default'} min"
             + (f"; recipe overrides {', '.join(f'{k}={v}' for k, v in settings.recipe)}" if settings.recipe else "")
             + ".")
-    markdown = render([r for r in records if r.key in {settings.key(n) for n in datasets.NAMES}], text,
-                      title="Dataset suite" + (f" (ablation: {args.section})" if args.section != "suite" else ""))
-    print(markdown)
-    if not args.no_write:
-        report.write_section(args.section, markdown)
+    for name in args.datasets:  # one section (and plot) per dataset: each may have run with its own settings
+        rows = [r for r in records if r.key == settings.key(name)]
+        if not rows:
+            continue
+        section = f"{args.section}_{name}"
+        title = f"Dataset suite: {name}" + (f" (ablation: {args.section})" if args.section != "suite" else "")
+        markdown = render(rows, text, title=title, plot_name=args.section.replace("_", "-"))
+        print(markdown)
+        if not args.no_write:
+            report.write_section(section, markdown)
     return 0
 
 

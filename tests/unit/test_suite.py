@@ -17,3 +17,25 @@ def test_verdicts_state_the_gap_to_random_the_share_closed_and_keep_best_drops()
     assert "round 1 (1.0 % labeled): ours at 94 % of full supervision; share of the gap random regions leave " \
            "that ours closes: 50%" in lines
     assert lines[-1].startswith("keep-best: 1 of 6 candidate models rejected") and "1.0 mIoU" in lines[-1]
+
+
+def test_verdicts_compare_ours_with_random_against_the_seed_spread():
+    def seeded(arm, seed, round_, miou):
+        return RoundRecord("demo", arm, seed, round_, float(round_), miou, miou, True, [0.9, miou])
+
+    records = [seeded("ours", 0, 1, 0.50), seeded("ours", 1, 1, 0.52), seeded("ours", 0, 2, 0.50),
+               seeded("ours", 1, 2, 0.52), seeded("random_region", 0, 1, 0.54), seeded("random_region", 1, 1, 0.56),
+               seeded("random_region", 0, 2, 0.51), seeded("random_region", 1, 2, 0.53)]
+    spread = next(line for line in verdicts(records) if line.startswith("seed spread"))
+    # std across the two seeds is 1.0 point in every group; round 1 falls 4 points short, round 2 only 1
+    assert spread.startswith("seed spread (std of val mIoU across seeds, mean over arms and rounds): 1.0")
+    assert spread.endswith("in round(s) [1]")
+
+
+def test_each_dataset_gets_a_plot(tmp_path):
+    from benchmarks.suite import plot
+
+    records = [record("ours", 0, 0.50), record("ours", 1, 0.58), record("random_region", 0, 0.50),
+               record("random_region", 1, 0.54), record("full", 1, 0.62)]
+    plot(records, tmp_path / "suite-polyp.png", "polyp")
+    assert (tmp_path / "suite-polyp.png").stat().st_size > 1000
