@@ -39,3 +39,18 @@ def test_each_dataset_gets_a_plot(tmp_path):
                record("random_region", 1, 0.54), record("full", 1, 0.62)]
     plot(records, tmp_path / "suite-polyp.png", "polyp")
     assert (tmp_path / "suite-polyp.png").stat().st_size > 1000
+
+
+def test_round_options_compare_the_mIoU_a_round_adds_per_cpu_minute():
+    from benchmarks.round_options import summary
+
+    def seeded(seed, round_, miou, cpu):
+        return RoundRecord("demo", "ours", seed, round_, float(round_), miou, miou, True, [0.9, miou], cpu_seconds=cpu)
+
+    records = [seeded(0, 0, 0.50, 0), seeded(0, 1, 0.55, 60), seeded(0, 2, 0.60, 60),
+               seeded(1, 0, 0.50, 0), seeded(1, 1, 0.52, 120), seeded(1, 2, 0.56, 120)]
+    result = summary(records)
+    assert result["seeds"] == 2 and result["rounds"] == 2
+    assert abs(result["gain"] - 0.08) < 1e-9 and abs(result["gain_sd"] - 0.02) < 1e-9
+    assert abs(result["cpu_min"] - 1.5) < 1e-9  # 60 and 120 CPU seconds a round
+    assert abs(result["per_minute"] - 0.08 / 3.0) < 1e-9  # 2 rounds × 1.5 CPU minutes
