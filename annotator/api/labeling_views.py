@@ -35,6 +35,8 @@ from learning.selection.tiles import Tile
 from ..models import Annotation, Project, Query
 from ..selectors_labeling import labeling_queue, query_suggestion, query_tile
 from ..services import labeling
+from ..services.derived_images import image_context, image_tile_crop
+from ..services.errors import ServiceError
 from ..services.superpixels import encode_superpixels, image_superpixels
 from .labeling_serializers import (
     AnnotationVersionSerializer,
@@ -266,6 +268,17 @@ def _query_file(query: Query, field, *, content_type: str | None = None):
     return _crop_response(field, tile.box)
 
 
+def _derived_file(image, make, content_type: str) -> FileResponse:
+    """A file derived from ``image``: made on first request, then read from storage (services/derived_images.py)."""
+    try:
+        name = make()
+    except ServiceError as exc:
+        raise Http404(str(exc)) from exc
+    response = FileResponse(image.file.storage.open(name, "rb"), content_type=content_type)
+    response["Cache-Control"] = IMMUTABLE
+    return response
+
+
 def _box_param(request: Request, width: int, height: int) -> tuple[int, int, int, int] | None:
     """The optional ``?box=x0,y0,x1,y1`` of a mask request, checked against the image."""
     raw = request.query_params.get("box")
@@ -285,7 +298,10 @@ class QueryImageView(QueryView):
                    description="The image; for a tile query, the tile's crop as a PNG")
     def get(self, request: Request, pk: int) -> FileResponse | HttpResponse:
         query = self.get_query(pk)
-        return _query_file(query, query.image.file)
+        tile = query_tile(query=query)
+        if tile is None:
+            return _file_response(query.image.file)
+        return _derived_file(query.image, lambda: image_tile_crop(image=query.image, box=tile.box), "image/png")
 
 
 class QueryContextView(QueryView):
@@ -297,18 +313,7 @@ class QueryContextView(QueryView):
         if query_tile(query=query) is None:
             raise Http404("this query is labeled on its whole image")
         side = settings.MASKLOOP_TILE_CONTEXT_SIDE
-        try:
-            with query.image.file.open("rb") as handle, PILImage.open(handle) as picture:
-                picture.draft("RGB", (side, side))  # a JPEG decodes straight at a reduced scale
-                small = picture.convert("RGB")
-                small.thumbnail((side, side), PILImage.Resampling.BILINEAR)
-                buffer = io.BytesIO()
-                small.save(buffer, format="JPEG", quality=85)
-        except (FileNotFoundError, OSError) as exc:
-            raise Http404("the file is missing from storage") from exc
-        response = HttpResponse(buffer.getvalue(), content_type="image/jpeg")
-        response["Cache-Control"] = IMMUTABLE
-        return response
+        return _derived_file(query.image, lambda: image_context(image=query.image, side=side), "image/jpeg")
 
 
 class QueryRegionView(QueryView):

@@ -44,7 +44,7 @@ from ..services.projects import (
     project_set_classes, project_update,
 )
 from ..services.rounds import job_retry, project_readiness, project_start, round_close
-from ..services.thumbnails import image_thumbnail
+from ..services.derived_images import image_thumbnail
 from ..services.uploads import upload_batch
 from . import serializers as s
 from .filters import CustomFilter, DeclaredFilterBackend, Filter, PageNumberWithSize

@@ -12,7 +12,7 @@ from annotator.models import Query, Round
 from annotator.selectors import image_list_with_status, image_status_counts, validation_progress
 from annotator.services.errors import ServiceError
 from annotator.services.image_requests import image_request_label
-from annotator.services.thumbnails import image_thumbnail
+from annotator.services.derived_images import image_thumbnail
 from tests.factories import make_annotation, make_image, make_model_version, make_query, make_round, make_suggestion
 
 pytestmark = pytest.mark.django_db

@@ -148,7 +148,7 @@ def test_the_api_serves_a_tile_query_as_its_tile_and_the_whole_image_as_context(
     assert detail["region"]["bbox"] == [0, 0, 20, 15]
     with image.file.open("rb") as handle:
         decoded = np.asarray(PILImage.open(handle).convert("RGB"))
-    crop = read_png(client.get(detail["image"]["url"]).content)
+    crop = read_png(body(client.get(detail["image"]["url"])))
     assert (crop == decoded[0:15, 20:40]).all()
     assert (read_png(client.get(detail["annotation"]["mask_url"]).content) == version[0:15, 20:40]).all()
     assert (read_png(client.get(detail["region"]["mask_url"]).content) == 255).all()
@@ -162,8 +162,31 @@ def test_the_api_serves_a_tile_query_as_its_tile_and_the_whole_image_as_context(
     served = read_png(client.get(detail["superpixels_url"]).content)
     assert (served == superpixels[0:15, 20:40]).all()
     context = client.get(detail["tile"]["context_url"])
-    assert context.status_code == 200 and PILImage.open(io.BytesIO(context.content)).size == (W, H)
+    assert context.status_code == 200 and PILImage.open(io.BytesIO(body(context))).size == (W, H)
     assert client.get(f"{detail['annotation']['mask_url'].split('?')[0]}?box=0,0,41,15").status_code == 400
+
+
+def body(response) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def test_a_tiles_crop_and_context_are_made_once_then_read_from_storage(project, users, round_, client, monkeypatch):
+    from annotator.services import derived_images
+
+    image = make_image(project, size=(W, H), pixels=np.random.default_rng(4).integers(0, 255, (H, W, 3), np.uint8))
+    query = tile_query(round_, image, 1)
+    client.force_login(users["annotator"])
+    detail = client.get(f"/api/labeling/queries/{query.pk}/").json()
+    first_crop, first_context = body(client.get(detail["image"]["url"])), body(client.get(detail["tile"]["context_url"]))
+    storage = image.file.storage
+    assert storage.exists(f"projects/{project.pk}/tiles/{image.checksum}-20-0-40-15.png")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the image was decoded again")
+
+    monkeypatch.setattr(derived_images.PILImage, "open", no_decoding)
+    assert body(client.get(detail["image"]["url"])) == first_crop
+    assert body(client.get(detail["tile"]["context_url"])) == first_context
 
 
 def test_a_small_image_keeps_whole_image_labeling(project, users, round_, client):
