@@ -46,6 +46,11 @@ HELP = {
                             "without it (its teacher needs a trained model to copy); it joins from round 1 on.",
     "validation_images": "When no validation masks were imported, this many target images are set aside at the "
                          "start and labeled like any query; they never train the model. mIoU shows from 5 on.",
+    "cold_start_images": "A project that starts with no labels first asks for this many whole images, picked to "
+                         "differ from each other as much as possible (at most half the pool), so its first model "
+                         "learns from more than the one or two images a small budget buys. 0 = the budget alone.",
+    "adversarial_adaptation": "Output-space adversarial adaptation from a labeled source domain to the target "
+                              "images. Without labeled source images there is no gap to close: it is left out.",
 }
 
 
