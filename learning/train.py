@@ -197,15 +197,18 @@ class StepPlan:
 
     The pace is measured over the steps after the first (which pays for
     allocator and kernel warm-up) and re-measured every ``RECHECK`` steps, so a
-    machine that gets busier mid-run still lands near the budget. The plan only
-    ever shrinks, and never below the steps already taken.
+    machine that gets busier mid-run still lands near the budget, and one that
+    frees up again wins the steps back (the poly schedule then decays to the
+    new end: a small rise in learning rate, where stopping at the old plan
+    would leave the rest of the budget unused). Never more than
+    ``config.steps``, never fewer than the steps already taken.
     """
 
     PROBE = 5  # steps before the first estimate
     RECHECK = 10
 
     def __init__(self, config: TrainConfig, started: float):
-        self.total = config.steps
+        self.total = self._planned = config.steps
         self._budget = config.time_budget_s if config.schedule != "onecycle" else 0.0
         self._started = started  # the budget counts from here (objective setup included)
         self._pace_from: tuple[int, float] | None = None  # (steps done, time) when pace measuring began
@@ -221,7 +224,7 @@ class StepPlan:
             return
         pace = (now - self._pace_from[1]) / (done - self._pace_from[0])
         affordable = done + int(max(0.0, self._budget - (now - self._started)) / pace)
-        self.total = max(done, min(self.total, affordable))
+        self.total = max(done, min(self._planned, affordable))
 
 
 def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,

@@ -198,7 +198,7 @@ def test_checkpoint_meta_is_json_serialisable(tiny_samples):
     json.dumps(checkpoint_meta(result, classes=["a", "b"], parent="v0"))
 
 
-def test_step_plan_fits_the_run_into_the_time_budget_and_only_shrinks():
+def test_step_plan_fits_the_run_into_the_time_budget_and_wins_steps_back_when_the_machine_frees_up():
     from learning.train import StepPlan
 
     plan = StepPlan(TrainConfig(**TINY, steps=100, time_budget_s=30.0), started=0.0)
@@ -210,8 +210,24 @@ def test_step_plan_fits_the_run_into_the_time_budget_and_only_shrinks():
         plan.after_step(done, 7.0 + 2.0 * (done - 5))
     # Re-measured at step 15 (27 s): pace (27 - 3) / 14 = 1.71 s, 3 s left → one more step.
     assert plan.total == 16
-    plan.after_step(16, 100.0)  # past the budget between checks: the plan never grows nor drops below done
+    plan.after_step(16, 100.0)  # past the budget between checks: the plan never drops below done
     assert plan.total == 16
+    freed = StepPlan(TrainConfig(**TINY, steps=100, time_budget_s=60.0), started=0.0)
+    for done in range(1, 16):  # a busy start: 4 s a step
+        freed.after_step(done, 4.0 * done)
+    assert freed.total == 15  # (60 - 60) s left
+    freed = StepPlan(TrainConfig(**TINY, steps=100, time_budget_s=100.0), started=0.0)
+    for done in range(1, 16):
+        freed.after_step(done, 4.0 * done)
+    busy = freed.total  # 15 + (100 - 60) / 4 = 25
+    for done in range(16, 26):  # the machine frees up: 0.5 s a step
+        freed.after_step(done, 60.0 + 0.5 * (done - 15))
+    # Re-measured at step 25 (65 s): pace (65 - 4) / 24 = 2.54 s, 35 s left → 13 more steps: more than planned
+    assert busy == 25 and freed.total == 25 + int(35.0 / (61.0 / 24))
+    quick = StepPlan(TrainConfig(**TINY, steps=40, time_budget_s=1000.0), started=0.0)
+    for done in range(1, 36):
+        quick.after_step(done, 0.1 * done)
+    assert quick.total == 40  # never more than asked for
     untouched = StepPlan(TrainConfig(**TINY, steps=100, time_budget_s=30.0, schedule="onecycle"), started=0.0)
     unbudgeted = StepPlan(TrainConfig(**TINY, steps=100), started=0.0)
     for done in range(1, 30):
