@@ -16,7 +16,9 @@ Phases are timed from ``propose_round``'s own progress reports: *score*
 (streamed forward pass + per-image summaries + shard writes), *select*
 (merging the shards, candidates, shortlist, diversity, query masks; no
 forward pass) and *suggest* (the queried images scored again for their
-suggestions). Regions are the grid fallback (9 cells a 48×64 image).
+suggestions). Regions are the grid fallback (9 cells a 48×64 image). The model has random weights
+whose batch norms saw 32 synthetic scenes (``model_of``): untouched, their activations fade to zero
+in float16 and every region descriptor would be the same point for the diversity step.
 
 Workers: N processes each score every N-th shard of the first 2,048 images
 with ``learning.selection.streaming.score_shard`` (what a Celery scoring
@@ -111,13 +113,29 @@ def pool_entries(root: Path, count: int, size: tuple[int, int]):
     return entries
 
 
-def model_of(arch: str):
+def model_of(arch: str, size: tuple[int, int] = SMALL):
+    """Random weights, the same in every process (one "model version"), with batch-norm statistics of real inputs.
+
+    Freshly initialised batch norms (mean 0, variance 1) let the activations
+    of a random MobileNet fade to ~1e-10, which the float16 feature maps
+    round to zero: every descriptor would be the same and the diversity step
+    would see one point. One pass in training mode over 32 synthetic scenes
+    gives the activations the scale a trained model's have.
+    """
     import torch
 
+    from learning.data import normalize, to_tensor
     from learning.models import build_model
 
-    torch.manual_seed(0)  # the same weights in every process: one "model version"
-    return build_model(arch, NUM_CLASSES).eval()
+    torch.manual_seed(0)
+    model = build_model(arch, NUM_CLASSES)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # a cumulative average: one pass sets the statistics
+    with torch.no_grad():
+        model.train()(normalize(torch.stack([to_tensor(scene(10**6 + i, size)) for i in range(32)])))
+    return model.eval()
 
 
 def settings_of(size: tuple[int, int]):
@@ -215,7 +233,7 @@ def run_real(count: int) -> dict:
 
     torch.set_num_threads(1)
     entries = pool_entries(DATA / "real", count, REAL)
-    model = model_of(REAL_ARCH)
+    model = model_of(REAL_ARCH, REAL_SCORING)
     regions = {e.key: slic_regions(load_image(e.image)) for e in entries}
     spec = SummarySpec(measure="entropy", size=REAL_SCORING, unit="region", num_classes=NUM_CLASSES, batch_size=8,
                        keep_features=SummarySpec.keep_for_pool(100_000, 100_000))

@@ -24,6 +24,15 @@ def l2_normalise(features: np.ndarray) -> np.ndarray:
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
+def l2_normalise_rows(x: np.ndarray) -> np.ndarray:
+    """:func:`l2_normalise` in place on a float64 array, a block of rows at a time (the same values, no copies)."""
+    for start in range(0, len(x), ROW_BLOCK):
+        block = x[start : start + ROW_BLOCK]
+        norms = np.linalg.norm(block, axis=-1, keepdims=True)
+        np.divide(block, norms, out=block, where=norms > 0)
+    return x
+
+
 def min_distances(x: np.ndarray, centers: np.ndarray, *, block: int = 2048) -> np.ndarray:
     """Euclidean distance from each row of ``x`` to its nearest row of ``centers``.
 
@@ -91,36 +100,85 @@ def iter_kcenter(
         min_dist = np.minimum(min_dist, np.sqrt(np.maximum(d2, 0.0)))
 
 
-def partition(features: np.ndarray, max_size: int, *, iterations: int = 8) -> list[np.ndarray]:
-    """Split the rows into groups of at most ``max_size`` neighbours: recursive median cuts along the main axis.
+# Rows a cut estimates its principal direction from (evenly spaced); the cut itself ranks every row.
+AXIS_SAMPLE = 4096
+# Rows per block when a pass touches every row: temporaries stay a few megabytes, whatever the pool.
+ROW_BLOCK = 8192
 
-    Each cut halves a group along its principal direction (a few power
-    iterations from a fixed start, so the result is deterministic), the
-    median keeping the halves balanced. Cost O(n D log(n / max_size)): the
-    way diversity stays linear in the pool (see ``strategies.diversity_order``).
+
+def partition(features: np.ndarray, max_size: int, *, iterations: int = 8) -> list[np.ndarray]:
+    """Split the rows into ``ceil(n / max_size)`` groups of neighbours, of equal size (±1): recursive cuts.
+
+    Each cut splits a group along its principal direction (a few power
+    iterations from a fixed start on at most :data:`AXIS_SAMPLE` evenly
+    spaced rows, so the result is deterministic) at the quantile that leaves
+    a whole number of groups on each side. Groups as large as ``max_size``
+    allows, whatever ``n``, keep the diversity step's cost per unit the same
+    at every pool size (halving cuts would leave groups anywhere between
+    half and all of ``max_size``). Cost O(n D log(n / max_size)): a
+    projection and a linear-time selection per row and level, the way
+    diversity stays linear in the pool (see ``strategies.diversity_order``).
     Groups come back in a fixed order; row indices in each are ascending.
     """
     x = np.asarray(features, dtype=np.float64)
     done: list[np.ndarray] = []
-    todo = [np.arange(len(x))]
+    todo = [(np.arange(len(x)), -(-len(x) // max(1, max_size)))]
     while todo:
-        rows = todo.pop()
-        if len(rows) <= max(1, max_size):
+        rows, parts = todo.pop()
+        parts = min(parts, len(rows))
+        if parts <= 1:
             done.append(rows)
             continue
-        centred = x[rows] - x[rows].mean(axis=0)
-        axis = centred[int(np.argmax((centred * centred).sum(axis=1)))].copy()
-        for _ in range(iterations):
-            axis = centred.T @ (centred @ axis)
-            norm = np.linalg.norm(axis)
-            if norm == 0:
-                break
-            axis /= norm
-        projection = centred @ axis
-        order = np.argsort(projection, kind="stable")
-        half = len(rows) // 2
-        todo.extend([np.sort(rows[order[half:]]), np.sort(rows[order[:half]])])
+        projection = _project(x, rows, _main_axis(x, rows, iterations))
+        lower_parts = parts // 2
+        # Rounded down: neither side gets more than its parts * max_size rows.
+        cut = len(rows) * lower_parts // parts
+        lower = np.zeros(len(rows), dtype=bool)
+        lower[np.argpartition(projection, cut)[:cut]] = True
+        todo.extend([(rows[~lower], parts - lower_parts), (rows[lower], lower_parts)])
     return done
+
+
+def _main_axis(x: np.ndarray, rows: np.ndarray, iterations: int) -> np.ndarray:
+    """The principal direction of ``x[rows]``, estimated on at most AXIS_SAMPLE of them."""
+    if len(rows) > AXIS_SAMPLE:
+        rows = rows[np.linspace(0, len(rows) - 1, AXIS_SAMPLE).astype(np.int64)]
+    centred = x[rows] - x[rows].mean(axis=0)
+    axis = centred[int(np.argmax((centred * centred).sum(axis=1)))].copy()
+    for _ in range(iterations):
+        axis = centred.T @ (centred @ axis)
+        norm = np.linalg.norm(axis)
+        if norm == 0:
+            break
+        axis /= norm
+    return axis
+
+
+def _project(x: np.ndarray, rows: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """``x[rows] @ axis`` a block of rows at a time."""
+    out = np.empty(len(rows))
+    for start in range(0, len(rows), ROW_BLOCK):
+        out[start : start + ROW_BLOCK] = x[rows[start : start + ROW_BLOCK]] @ axis
+    return out
+
+
+def distinct_rows(x: np.ndarray, at_least: int | None = None) -> int:
+    """How many distinct rows ``x`` has; with ``at_least``, any count >= it may come back as soon as known.
+
+    Rows that differ in their sum against a fixed vector differ, so when
+    those sums alone show ``at_least`` distinct rows (nearly always) the
+    exact count (a lexicographic sort of the rows) is skipped.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64) + 0.0  # -0.0 and 0.0 are the same value
+    if not len(x):
+        return 0
+    if at_least is not None:
+        # A row-wise reduction (not BLAS): equal rows get bit-equal sums.
+        sums = (x * np.random.default_rng(0).standard_normal(x.shape[1])).sum(axis=1)
+        distinct = len(np.unique(sums))
+        if distinct >= at_least:
+            return distinct
+    return len(np.unique(x.view(np.dtype((np.void, x.dtype.itemsize * x.shape[1]))).ravel()))
 
 
 def nearest_group(points: np.ndarray, features: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:

@@ -317,8 +317,13 @@ def iter_scores(
             return CACHE.get_or_load("image", source, size)
         return resize_image(load_image(source), size)
 
+    # The caller's work between batches sees the model in its own mode; restoring it walks every module
+    # (a few percent of a small batch), so it is skipped when that mode is already eval.
+    toggle = was_training or mc_samples > 0
     try:
         for chunk in _chunks(range(len(samples)), max(1, batch_size)):
+            if not toggle and model.training:  # the caller switched it meanwhile
+                model.eval()
             with torch.inference_mode():
                 batch = torch.stack([to_tensor(decode(samples[i].image)) for i in chunk])
                 x = numerics.prepare_input(normalize(batch))
@@ -362,9 +367,11 @@ def iter_scores(
                 ))
             del batch, x, log_probs, features, probs, confidence, pred, unc
             # The model goes back to its own mode while the caller works on the batch's records.
-            model.train(was_training)
+            if toggle:
+                model.train(was_training)
             yield from records
-            model.eval()
+            if toggle:
+                model.eval()
             if mc_samples > 0:
                 _enable_dropout(model)
     finally:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from learning.selection.summaries import ImageSummary
+from learning.selection.summaries import ImageSummary, fill_from
 
 # Bump when the shard layout or what a summary means changes: old shards are then ignored.
 FORMAT = 1
@@ -181,6 +181,17 @@ class SummaryStore:
         with np.load(self.path(index), allow_pickle=False) as data:
             return {name: data[name] for name in names if name in data.files}
 
+    def read_matching(self, index: int, fingerprint: str,
+                      names: Sequence[str] = COLUMNS) -> dict[str, np.ndarray] | None:
+        """:meth:`read` in the same open as the fingerprint check: None if the shard is missing, unreadable or stale."""
+        try:
+            with np.load(self.path(index), allow_pickle=False) as data:
+                if str(data["fingerprint"]) != fingerprint:
+                    return None
+                return {name: data[name] for name in names if name in data.files}
+        except (OSError, KeyError, ValueError):
+            return None
+
     def bytes_on_disk(self) -> int:
         return sum(p.stat().st_size for p in self.directory.glob("shard-*.npz")) if self.directory.is_dir() else 0
 
@@ -210,20 +221,43 @@ class StoredFeatures:
         return data[ids][start:end].astype(np.int64), data[values][start:end]
 
     def region_features(self, wanted: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
-        out, missing = {}, {}
-        for image in sorted(wanted):
-            ids = np.asarray(wanted[image], dtype=np.int64)
-            kept_ids, kept = self._rows(image, "feature_offsets", "feature_ids", "region_features")
-            pos = np.minimum(np.searchsorted(kept_ids, ids), max(0, len(kept_ids) - 1))
-            if len(kept_ids) and np.array_equal(kept_ids[pos], ids):
-                out[image] = kept[pos]
-            else:
-                missing[image] = ids
-        if missing:
+        images = sorted(wanted)
+        ids = [np.asarray(wanted[i], dtype=np.int64) for i in images]
+        counts = [len(i) for i in ids]
+        rows = self.region_feature_rows(np.repeat(np.asarray(images, dtype=np.int64), counts),
+                                        np.concatenate(ids) if ids else np.zeros(0, np.int64))
+        return dict(zip(images, np.split(rows, np.cumsum(counts)[:-1]))) if images else {}
+
+    def region_feature_rows(self, images: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Descriptor of region ``ids[j]`` of image ``images[j]`` in row ``j``: one vectorised search per shard.
+
+        Pairs a shard did not keep go to ``recompute`` (by image), no python step per image otherwise.
+        """
+        images, ids = np.asarray(images, dtype=np.int64), np.asarray(ids, dtype=np.int64)
+        order = np.argsort(images, kind="stable")
+        shards = images[order] // self.shard_size
+        out, missing = None, []
+        for part in np.split(order, np.flatnonzero(np.diff(shards)) + 1) if len(order) else []:
+            shard = int(images[part[0]] // self.shard_size)
+            data = self._shard(shard, ("feature_offsets", "feature_ids", "region_features"))
+            offsets, kept = data["feature_offsets"], data["region_features"]
+            kept_ids = data["feature_ids"].astype(np.int64)
+            if out is None:
+                out = np.zeros((len(images), kept.shape[1]), dtype=np.float32)
+            # (image in shard, region id) as one sorted key: kept ids ascend within each image.
+            width = int(max(kept_ids.max(initial=0), ids[part].max(initial=0))) + 1
+            kept_key = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets)) * width + kept_ids
+            key = (images[part] - shard * self.shard_size) * width + ids[part]
+            pos = np.minimum(np.searchsorted(kept_key, key), max(0, len(kept_key) - 1))
+            hit = kept_key[pos] == key if len(kept_key) else np.zeros(len(key), dtype=bool)
+            out[part[hit]] = kept[pos[hit]]
+            missing.append(part[~hit])
+        lacking = np.concatenate(missing) if missing else np.zeros(0, np.int64)
+        if len(lacking):
             if self.recompute is None:
-                raise KeyError(f"region descriptors of images {sorted(missing)} were not kept")
-            out.update(self.recompute(missing))
-        return out
+                raise KeyError(f"region descriptors of images {sorted(set(images[lacking].tolist()))} were not kept")
+            fill_from(self.recompute, images, ids, lacking, out)
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
     def centre_features(self, images: Sequence[int]) -> dict[int, np.ndarray]:
         return {image: self._rows(image, "centre_offsets", "centre_ids", "centre_features")[1]

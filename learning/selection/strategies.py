@@ -59,7 +59,7 @@ from learning.selection.candidates import (
     image_candidates,
     region_candidates,
 )
-from learning.selection.diversity import iter_kcenter, l2_normalise, nearest_group, partition
+from learning.selection.diversity import distinct_rows, iter_kcenter, l2_normalise, nearest_group, partition
 from learning.selection.queries import (
     Budget,
     QuerySpec,
@@ -195,23 +195,43 @@ STRATEGIES: dict[str, Strategy] = {
 DEFAULT_STRATEGY = "adaptive"
 
 
+def _best_first(scores: np.ndarray, count: int) -> np.ndarray:
+    """``np.argsort(-scores, kind="stable")[:count]`` without sorting the rest (a partition first)."""
+    if count >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    threshold = np.partition(-scores, count - 1)[count - 1]
+    if np.isnan(threshold):
+        return np.argsort(-scores, kind="stable")[:count]
+    above = np.flatnonzero(-scores < threshold)
+    # Ties at the threshold: the lowest positions, as the stable sort takes them.
+    head = np.concatenate([above, np.flatnonzero(-scores == threshold)[: count - len(above)]])
+    return head[np.argsort(-scores[head], kind="stable")]
+
+
 def _shortlist(ctx: SelectionContext, scores: np.ndarray) -> np.ndarray:
     """Top units by score; for regions at most twice a fair share per image."""
     c = ctx.candidates
     size = math.ceil(ctx.picks_estimate * max(1.0, ctx.params.candidate_factor) ** (1.0 - ctx.weight))
     size = max(1, min(len(c), size, max(ctx.params.max_shortlist, ctx.picks_estimate)))
-    by_score = np.argsort(-scores, kind="stable")
     if c.unit == "image":
-        return by_score[:size]
-    per_image = max(1, math.ceil(2.0 * size / len(np.unique(c.item))))
-    owners = c.item[by_score]
-    # Rank of each unit within its image, in score order (a stable sort keeps score order per image).
-    order = np.argsort(owners, kind="stable")
-    sorted_owners = owners[order]
-    group_start = np.r_[0, np.flatnonzero(np.diff(sorted_owners)) + 1]
-    rank = np.empty(len(owners), dtype=np.int64)
-    rank[order] = np.arange(len(owners)) - np.repeat(group_start, np.diff(np.r_[group_start, len(owners)]))
-    return by_score[rank < per_image][:size]
+        return _best_first(scores, size)
+    per_image = max(1, math.ceil(2.0 * size / np.count_nonzero(np.bincount(c.item))))
+    # A unit's rank in its image depends only on the better units, so a prefix of the score order
+    # decides as the whole order would; it is widened until it holds enough units under the cap.
+    head = 2 * size
+    while True:
+        by_score = _best_first(scores, head)
+        owners = c.item[by_score]
+        # Rank of each unit within its image, in score order (a stable sort keeps score order per image).
+        order = np.argsort(owners, kind="stable")
+        sorted_owners = owners[order]
+        group_start = np.r_[0, np.flatnonzero(np.diff(sorted_owners)) + 1]
+        rank = np.empty(len(owners), dtype=np.int64)
+        rank[order] = np.arange(len(owners)) - np.repeat(group_start, np.diff(np.r_[group_start, len(owners)]))
+        kept = by_score[rank < per_image]
+        if len(kept) >= size or head >= len(c):
+            return kept[:size]
+        head *= 2
 
 
 def _centres(ctx: SelectionContext, width: int) -> np.ndarray:
@@ -238,8 +258,10 @@ def _kcenter_picks(ctx: SelectionContext, features: np.ndarray, centres: np.ndar
 def _typicality(features: np.ndarray, labels: np.ndarray, neighbours: int = 20) -> np.ndarray:
     """TypiClust's typicality: inverse mean distance to the nearest members of the unit's own cluster."""
     typicality = np.ones(len(features))
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
+    # Members of each cluster in one stable sort (ascending within a cluster), not one scan of labels per cluster.
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    for members in np.split(order, bounds):
         if len(members) < 2:
             continue
         x = features[members]
@@ -269,17 +291,18 @@ def _kmeans_picks(ctx: SelectionContext, features: np.ndarray, centres: np.ndarr
     if len(centres) > 2 * k:
         centres = centres[ctx.rng.choice(len(centres), 2 * k, replace=False)]
     points = np.concatenate([features, centres]) if len(centres) else features
-    groups = min(k + len(centres), len(np.unique(points.round(6), axis=0)))
+    wanted = k + len(centres)
+    groups = min(wanted, distinct_rows(points.round(6), at_least=wanted))
     fit = KMeans(n_clusters=groups, n_init=1, random_state=int(ctx.rng.integers(0, 2**31 - 1))).fit(points)
     labels, centre_labels = fit.labels_[:n], fit.labels_[n:]
     value = (1.0 - ctx.weight) * _scaled(_typicality(features, labels)) + ctx.weight * _scaled(scores)
-    present = np.unique(labels)
+    present, size = np.unique(labels, return_counts=True)
     covered = np.isin(present, centre_labels)
-    size = np.array([np.sum(labels == c) for c in present], dtype=np.float64)
-    best = np.array([value[labels == c].max() for c in present])
-    priority = (1.0 - ctx.weight) * _scaled(size) + ctx.weight * _scaled(best)
-    cluster_order = present[np.lexsort((-priority, covered))]
-    queues = [sorted(np.flatnonzero(labels == c), key=lambda i: -value[i]) for c in cluster_order]
+    # Each group's units best first (ties: lower position first), all groups in one sort.
+    by_value = np.split(np.lexsort((-value, labels)), np.cumsum(size)[:-1])
+    best = np.array([value[q[0]] for q in by_value])
+    priority = (1.0 - ctx.weight) * _scaled(size.astype(np.float64)) + ctx.weight * _scaled(best)
+    queues = [by_value[j] for j in np.lexsort((-priority, covered))]
     for depth in range(max(len(q) for q in queues)):
         for q in queues:
             if depth < len(q):

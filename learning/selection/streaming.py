@@ -124,10 +124,10 @@ def load_table(entries: Sequence, store: SummaryStore, *, model: nn.Module | Non
     plan = pool_shards(len(entries), spec.shard_size)
     parts = []
     for index, shard in enumerate(plan):
-        fingerprint = shard_fingerprint([entries[i] for i in shard])
-        if store.fingerprint(index) != fingerprint:
+        part = store.read_matching(index, shard_fingerprint([entries[i] for i in shard]), COLUMNS)
+        if part is None:
             raise LookupError(f"shard {index} of the pool is missing or was scored for other labels")
-        parts.append(store.read(index, COLUMNS))
+        parts.append(part)
 
     def cat(name: str, dtype, shape=(0,)) -> np.ndarray:
         arrays = [p[name] for p in parts]

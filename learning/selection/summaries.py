@@ -147,11 +147,24 @@ class FeatureSource(Protocol):
     def region_features(self, wanted: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
         """Per image index, the ``(len(ids), D)`` float32 descriptors of the region ids asked for, in that order."""
 
+    def region_feature_rows(self, images: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """``(len(ids), D)`` float32: row ``j`` the descriptor of region ``ids[j]`` of image ``images[j]``."""
+
     def centre_features(self, images: Sequence[int]) -> dict[int, np.ndarray]:
         """Per image index, the descriptors of its centre regions (``centre_ids`` order)."""
 
     def region_shares(self, image: int) -> np.ndarray:
         """The image's ``(R, C)`` class shares (tables summarised with ``rarity``)."""
+
+
+def fill_from(region_features: Callable[[Mapping], dict], images: np.ndarray, ids: np.ndarray, rows: np.ndarray,
+              out: np.ndarray) -> None:
+    """``out[rows]`` from a per-image ``region_features({image: ids})`` (the rows' pairs grouped by image)."""
+    rows = rows[np.argsort(images[rows], kind="stable")]
+    owners, starts = np.unique(images[rows], return_index=True)
+    groups = np.split(rows, starts[1:])
+    found = region_features({int(i): ids[g] for i, g in zip(owners, groups)})
+    out[rows] = np.concatenate([found[int(i)] for i in owners], dtype=np.float32)
 
 
 def _lookup(kept_ids: np.ndarray, kept: np.ndarray, wanted: np.ndarray) -> np.ndarray | None:
@@ -183,6 +196,14 @@ class SummariesInMemory:
             if self.recompute is None:
                 raise KeyError(f"region descriptors of images {sorted(missing)} were not kept")
             out.update(self.recompute(missing))
+        return out
+
+    def region_feature_rows(self, images: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        images, ids = np.asarray(images, dtype=np.int64), np.asarray(ids, dtype=np.int64)
+        dim = len(self.summaries[0].features) if len(self.summaries) else 0
+        out = np.zeros((len(images), dim), dtype=np.float32)
+        if len(images):
+            fill_from(self.region_features, images, ids, np.arange(len(images)), out)
         return out
 
     def centre_features(self, images: Sequence[int]) -> dict[int, np.ndarray]:
