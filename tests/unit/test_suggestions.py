@@ -112,3 +112,47 @@ def test_background_classes_are_those_above_their_fair_share_of_labeled_pixels()
     assert background_classes([0, 0]) == []
     masks = [np.array([[0, 0, 0, 1]], np.uint8), np.array([[2, 255, 255, 255]], np.uint8)]
     assert background_classes_of(masks, 3) == [0]  # void never counts
+
+
+def _uncertain_corner_set(seed: int = 0, n: int = 4):
+    """Class 0 everywhere; one 16×16 block per image is uncertain and often wrong, the rest confident and right."""
+    rng = np.random.default_rng(seed)
+    preds, gts, hard = [], [], []
+    for _ in range(n):
+        pred = np.zeros((64, 64), np.uint8)
+        conf = rng.uniform(0.9, 1.0, (64, 64)).astype(np.float32)
+        gt = pred.copy()
+        corner = np.zeros((64, 64), bool)
+        corner[:16, :16] = True
+        conf[corner] = rng.uniform(0.55, 0.95, corner.sum())
+        # right above 0.8, wrong 70 % of the time below it
+        gt[corner] = np.where((conf[corner] > 0.8) | (rng.random(corner.sum()) < 0.3), 0, 1)
+        preds.append((pred, conf))
+        gts.append(gt)
+        hard.append(corner)
+    return preds, gts, hard
+
+
+def test_queries_picked_for_uncertainty_get_thresholds_that_hold_in_uncertain_regions():
+    from learning.suggestions import calibrate_for_queries, uncertain_blocks_only
+
+    preds, gts, hard = _uncertain_corner_set()
+    kept = uncertain_blocks_only(preds, gts)
+    assert all((k[h] != 255).all() for k, h in zip(kept, hard))  # every uncertain block is in the focus
+    assert sum((k != 255).sum() for k in kept) <= 0.1 * 4 * 64 * 64 + 16 * 16  # about a tenth of the pixels
+
+    overall = calibrate_thresholds(preds, gts, 2, target_precision=0.9)
+    focused = calibrate_for_queries(preds, gts, 2, uncertain=True, target_precision=0.9)
+    assert focused.values[0] > overall.values[0] and focused.source[0] == "calibrated on uncertain blocks"
+    assert calibrate_for_queries(preds, gts, 2, uncertain=False, target_precision=0.9).values[0] == overall.values[0]
+
+    def precision_in_hard_blocks(thresholds):
+        quality = SuggestionQuality()
+        for (p, c), g, h in zip(preds, gts, hard):
+            quality = quality + suggestion_quality(make_suggestion(pred=p, confidence=c, thresholds=thresholds).mask,
+                                                   g, region_mask=h)
+        return quality.precision
+
+    # The focus mixes the uncertain blocks with the least certain of the rest, so it does not reach the target
+    # inside them, but comes much closer than the overall threshold.
+    assert precision_in_hard_blocks(overall) + 0.1 < precision_in_hard_blocks(focused)
