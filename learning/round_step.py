@@ -32,6 +32,7 @@ from learning.selection import (
     SelectionParams,
     strategy_weight,
 )
+from learning.selection.masks import Mask
 from learning.selection.resample import resize_bilinear
 from learning.selection.scoring import iter_scores
 from learning.selection.store import SummarySpec, SummaryStore
@@ -57,13 +58,16 @@ class PoolImage:
     ``image``: a path or an ``(H, W, 3)`` uint8 array. ``labels``: uint8 mask
     at the image's resolution, 255 where nobody labeled yet. ``queried``: bool
     mask of every pixel already sent to an annotator (answered, skipped or
-    left void): none of them is proposed again.
+    left void): none of them is proposed again. Either mask may be a
+    :class:`~learning.selection.masks.LazyMask` (the app's large pools): it is
+    read only while selection scores or queries this image, and its identity
+    stands for it in the selection store's fingerprint.
     """
 
     key: str
     image: object
-    labels: np.ndarray | None = None
-    queried: np.ndarray | None = None
+    labels: Mask = None
+    queried: Mask = None
 
 
 @dataclass
@@ -221,7 +225,9 @@ def propose_round(
     there for the same labels are not scored again (so shards scored by
     other workers, :func:`learning.selection.streaming.score_shard`, are
     merged here). Only the queried images are scored again, for their
-    suggestions.
+    suggestions. Lazy masks (:class:`~learning.selection.masks.LazyMask`)
+    are read per image while it is scored, and again for the queried ones,
+    so memory does not grow with the labeled images either.
     """
     background = sorted(int(c) for c in background_classes)
     report(progress, "calibrate", 0, 1)

@@ -7,12 +7,14 @@ Validation images never enter training or selection.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from django.db.models import Exists, OuterRef, Q
 
 from learning.data import Sample, load_mask
 from learning.round_step import PoolImage
+from learning.selection.masks import LazyMask
 
 from ..models import Agreement, Annotation, Image, Project, Query, Review
 
@@ -119,39 +121,70 @@ def round_data(project: Project, labels: dict[int, Annotation] | None = None) ->
     )
 
 
-def queried_masks(project: Project) -> dict[int, np.ndarray]:
-    """Per pool image, every pixel an annotator was already asked for (bool, at the image's resolution).
+# A query counts once it was answered or skipped: its pixels are labeled, or deliberately left void, and
+# asking again would spend budget on a known answer. Pending queries of a closed round were never answered
+# and may be proposed again.
+ANSWERED = (Query.Status.SUBMITTED, Query.Status.SKIPPED)
 
-    A query counts once it was answered or skipped: its pixels are labeled,
-    or deliberately left void, and asking again would spend budget on a
-    known answer. Pending queries of a closed round were never answered and
-    may be proposed again.
-    """
-    done: dict[int, np.ndarray] = {}
-    asked = (Query.objects.filter(round__project=project, status__in=(Query.Status.SUBMITTED, Query.Status.SKIPPED))
-             .select_related("image").order_by("pk"))
-    for query in asked:
-        image = query.image
-        mask = done.setdefault(image.pk, np.zeros((image.height, image.width), dtype=bool))
-        if not query.region_key:
-            mask[:] = True
+# One answered query as the queried mask needs it: (id, region key, region mask file name).
+AskedRow = tuple[int, str, str]
+
+
+def answered_queries(project: Project) -> dict[int, tuple[tuple[int, int], list[AskedRow]]]:
+    """Per image, its (height, width) and answered queries in id order: one database query for the project."""
+    rows = (Query.objects.filter(round__project=project, status__in=ANSWERED).order_by("pk")
+            .values_list("pk", "image_id", "image__height", "image__width", "region_key", "region_mask"))
+    asked: dict[int, tuple[tuple[int, int], list[AskedRow]]] = {}
+    for pk, image_id, height, width, region_key, region_mask in rows:
+        asked.setdefault(image_id, ((height, width), []))[1].append((pk, region_key, region_mask))
+    return asked
+
+
+def queried_mask(shape: tuple[int, int], rows: list[AskedRow]) -> np.ndarray:
+    """Bool mask (``shape``: the image's) of every pixel the answered queries ``rows`` asked for."""
+    storage = Query._meta.get_field("region_mask").storage
+    mask = np.zeros(shape, dtype=bool)
+    for _, region_key, name in rows:
+        if not region_key:
+            mask[:] = True  # a whole-image query
             continue
-        with query.region_mask.open("rb") as handle:
+        with storage.open(name, "rb") as handle:
             region = load_mask(handle) > 0
         if region.shape == mask.shape:
             mask |= region
-    return done
+    return mask
+
+
+def queried_masks(project: Project) -> dict[int, np.ndarray]:
+    """Per image, every pixel an annotator was already asked for (bool, at the image's resolution), all read now."""
+    return {pk: queried_mask(shape, rows) for pk, (shape, rows) in answered_queries(project).items()}
+
+
+def lazy_labels(annotation: Annotation) -> LazyMask:
+    """The annotation's label mask, read when selection needs it; annotation rows are never updated."""
+    return LazyMask(identity=f"annotation-{annotation.pk}", load=partial(load_mask, annotation.mask.path))
+
+
+def lazy_queried(shape: tuple[int, int], rows: list[AskedRow]) -> LazyMask:
+    """The queried mask of an image, read when selection needs it, named by the answered queries it is made of."""
+    return LazyMask(identity="queries-" + ",".join(str(pk) for pk, _, _ in rows),
+                    load=partial(queried_mask, shape, rows))
 
 
 def round_pool(project: Project, labels: dict[int, Annotation] | None = None
                ) -> tuple[list[Image], list[PoolImage]]:
     """The pool's images and their plain records: labels so far (``labels``: latest_labels, if read
-    already) and pixels already asked for."""
+    already) and pixels already asked for.
+
+    Masks are lazy (:class:`~learning.selection.masks.LazyMask`): the ML core reads one image's while it
+    scores or queries that image, so a pool of 100,000 images with thousands labeled never holds them all.
+    Reading the pool costs a few database queries whatever its size (labels, answered queries, images).
+    """
     labels = latest_labels(project) if labels is None else labels
-    asked = queried_masks(project)
+    asked = answered_queries(project)
     images = pool_images_of(project)
     entries = [PoolImage(key=f"image-{image.pk}", image=image.file.path,
-                         labels=load_mask(labels[image.pk].mask.path) if image.pk in labels else None,
-                         queried=asked.get(image.pk))
+                         labels=lazy_labels(labels[image.pk]) if image.pk in labels else None,
+                         queried=lazy_queried(*asked[image.pk]) if image.pk in asked else None)
                for image in images]
     return images, entries

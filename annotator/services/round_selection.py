@@ -101,7 +101,7 @@ def _dispatch_shards(job_id: int, round_: Round, shards: list[int]) -> None:
 def score_round_shard(*, job_id: int, shard: int) -> str:
     """One shard of the round's pool into its selection store (the ``learning.score_shard`` task).
 
-    Reads only the shard's labels; returns quietly when the job or round is
+    Reads only the shard's masks; returns quietly when the job or round is
     gone or the round left selection. Idempotent: a shard already stored for
     the same labels is not scored again.
     """
@@ -121,10 +121,8 @@ def score_round_shard(*, job_id: int, shard: int) -> str:
     shards = pool_shards(len(images), spec.shard_size)
     if shard >= len(shards):
         return "gone"  # the pool shrank since the shards were planned: the selection task scores what is left
-    mine = {images[i].pk for i in shards[shard]}
-    # Labels of this shard's images only (the other entries are never read by score_shard).
-    labels = {pk: annotation for pk, annotation in latest_labels(project).items() if pk in mine}
-    images, pool = round_pool(project, labels)
+    # Masks are lazy: score_shard reads only those of this shard's images.
+    images, pool = round_pool(project)
     by_key = {f"image-{image.pk}": image for image in images}
     store = _score_cache(round_).summaries(spec)
     scored = score_shard(model, pool, shard, store, regions=lambda key: image_superpixels(image=by_key[key]))

@@ -9,8 +9,9 @@ shortlist asks for them.
 
 Shards are written to a temp file and ``os.replace``d into place, and each
 records a fingerprint of its inputs (image keys, labels, already-queried
-pixels): a worker that dies mid-shard leaves no shard, so only that shard is
-scored again, and a shard whose labels changed since is scored again too.
+pixels; lazy masks by their identity, unread): a worker that dies mid-shard
+leaves no shard, so only that shard is scored again, and a shard whose labels
+changed since is scored again too.
 Every shard of one pool lives under one folder per model version and
 :class:`SummarySpec`, next to the score cache of that version
 (:meth:`learning.selection.scoring.ScoreCache.summaries`).
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from learning.selection.masks import mask_identity
 from learning.selection.summaries import ImageSummary, fill_from
 
 # Bump when the shard layout or what a summary means changes: old shards are then ignored.
@@ -70,21 +72,15 @@ def pool_shards(count: int, shard_size: int) -> list[range]:
     return [range(start, min(count, start + shard_size)) for start in range(0, count, shard_size)]
 
 
-def _digest(array) -> str:
-    if array is None:
-        return "-"
-    array = np.ascontiguousarray(array)
-    return hashlib.sha1(f"{array.dtype}{array.shape}".encode() + array.tobytes()).hexdigest()
-
-
 def shard_fingerprint(entries: Sequence) -> str:
     """What a shard's summaries depend on besides the model and the spec: keys, labels, queried pixels.
 
     Region maps are a function of the image (its superpixels) and so of its key.
+    Lazy masks are named by their identity, never read (:func:`~learning.selection.masks.mask_identity`).
     """
     h = hashlib.sha1()
     for entry in entries:
-        h.update(f"{entry.key}\0{_digest(entry.labels)}\0{_digest(entry.queried)}\n".encode())
+        h.update(f"{entry.key}\0{mask_identity(entry.labels)}\0{mask_identity(entry.queried)}\n".encode())
     return h.hexdigest()
 
 

@@ -8,7 +8,9 @@ right away and every shard of summaries is written to the
 several processes (Celery workers) can score disjoint shards of the same
 pool into the same store; ``load_table`` then merges them for selection.
 The full maps of the few images that get queried are recomputed afterwards
-(their suggestions need them).
+(their suggestions need them). An entry's labels and queried pixels may be
+lazy (:class:`~learning.selection.masks.LazyMask`): they are read only while
+that image is summarised, or queried, and dropped with it.
 
     entries (key, image, labels, queried) → score_into_store → store → load_table → select_from_table
 """
@@ -23,6 +25,7 @@ from torch import nn
 from learning.data import Sample
 from learning.progress import ProgressFn, StopFn, check_stop, report
 from learning.selection.candidates import PoolItem
+from learning.selection.masks import mask_array
 from learning.selection.regions import region_features
 from learning.selection.scoring import iter_scores
 from learning.selection.store import (
@@ -46,6 +49,12 @@ class _ImageRef:
     image_size: tuple[int, int]
 
 
+def entry_item(entry, score, region_map: np.ndarray | None = None) -> PoolItem:
+    """One pool entry as a :class:`PoolItem`, its lazy masks read now: for one image, dropped after use."""
+    return PoolItem(score=score, regions=region_map, labels=mask_array(entry.labels),
+                    queried=mask_array(entry.queried))
+
+
 def summarise_entries(model: nn.Module, entries: Sequence, spec: SummarySpec, *, regions: RegionsFn | None = None,
                       device=None) -> Iterator[ImageSummary]:
     """Score ``entries`` (objects with ``key``, ``image``, ``labels``, ``queried``) and summarise each, in order."""
@@ -53,9 +62,8 @@ def summarise_entries(model: nn.Module, entries: Sequence, spec: SummarySpec, *,
                           batch_size=spec.batch_size, device=device, size=spec.size, cache_images=False)
     for entry, record in zip(entries, records):
         region_map = regions(entry.key) if regions is not None and spec.unit == "region" else None
-        item = PoolItem(score=record, regions=region_map, labels=entry.labels, queried=entry.queried)
-        yield summarise(item, unit=spec.unit, num_classes=spec.num_classes, context=spec.context,
-                        rarity=spec.rarity, keep_features=spec.keep_features)
+        yield summarise(entry_item(entry, record, region_map), unit=spec.unit, num_classes=spec.num_classes,
+                        context=spec.context, rarity=spec.rarity, keep_features=spec.keep_features)
 
 
 def missing_shards(entries: Sequence, store: SummaryStore) -> list[int]:
@@ -106,8 +114,7 @@ def recompute_region_features(model: nn.Module, entries: Sequence, spec: Summary
                               cache_images=False)
         out = {}
         for i, record in zip(images, records):
-            item = PoolItem(score=record, regions=regions(entries[i].key) if regions is not None else None,
-                            labels=entries[i].labels, queried=entries[i].queried)
+            item = entry_item(entries[i], record, regions(entries[i].key) if regions is not None else None)
             out[i] = region_features(item.region_map(), record.feature_map, np.asarray(wanted[i], dtype=np.int64))
         return out
 
@@ -148,7 +155,7 @@ def load_table(entries: Sequence, store: SummaryStore, *, model: nn.Module | Non
         entry = entries[i]
         region_map = regions(entry.key) if regions is not None and spec.unit == "region" else None
         ref = _ImageRef(entry.key, (int(image_size[i][0]), int(image_size[i][1])))
-        return PoolItem(score=ref, regions=region_map, labels=entry.labels, queried=entry.queried)
+        return entry_item(entry, ref, region_map)
 
     return SummaryTable(
         unit=spec.unit, keys=keys, canvas=cat("canvas", np.int64, (0, 2)), features=cat("features", np.float32, (0, 0)),
