@@ -36,13 +36,13 @@ from learning.selection.masks import Mask
 from learning.selection.resample import resize_bilinear
 from learning.selection.scoring import iter_scores
 from learning.selection.store import SummarySpec, SummaryStore
-from learning.selection.strategies import select_from_table
+from learning.selection.strategies import picks_by_uncertainty, select_from_table
 from learning.selection.streaming import load_table, score_into_store
 from learning.suggestions import (
     Suggestion,
     SuggestionQuality,
     Thresholds,
-    calibrate_thresholds,
+    calibrate_for_queries,
     make_suggestion,
     suggestion_quality,
 )
@@ -231,8 +231,10 @@ def propose_round(
     """
     background = sorted(int(c) for c in background_classes)
     report(progress, "calibrate", 0, 1)
-    thresholds = calibrate_thresholds(calibration.predictions, calibration.truths, settings.num_classes,
-                                      target_precision=settings.target_precision, background_classes=background)
+    # Queries picked by uncertainty sit where the model errs most: their thresholds hold in uncertain regions too.
+    thresholds = calibrate_for_queries(calibration.predictions, calibration.truths, settings.num_classes,
+                                       uncertain=picks_by_uncertainty(settings.strategy),
+                                       target_precision=settings.target_precision, background_classes=background)
     val_quality = None
     for (pred, conf), truth in zip(calibration.predictions, calibration.truths):
         quality = suggestion_quality(make_suggestion(pred=pred, confidence=conf, thresholds=thresholds).mask, truth)

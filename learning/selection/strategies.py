@@ -473,6 +473,11 @@ def _select(c: Candidates, chosen: Strategy, budget: Budget, params: SelectionPa
     return group_queries(c, rows, scores)
 
 
+def picks_by_uncertainty(strategy: str) -> bool:
+    """Whether ``strategy`` scores units by the model's uncertainty (its queries land where the model errs most)."""
+    return STRATEGIES[strategy].scores is not _random_scores
+
+
 def strategy_weight(strategy: str, *, round_index: int, val_miou: float | None = None,
                     params: SelectionParams | None = None) -> float | None:
     """The uncertainty weight ``strategy`` would use this round (None: no diversity step); for logs and UI."""

@@ -26,7 +26,8 @@ from learning.selection import Budget, PoolItem, ScoreCache, SelectionParams, sc
 from learning.selection.resample import resize_bilinear
 from learning.selection.store import SummarySpec, pool_shards
 from learning.selection.streaming import load_table, missing_shards, score_into_store, score_shard
-from learning.suggestions import calibrate_thresholds, make_suggestion
+from learning.selection.strategies import picks_by_uncertainty
+from learning.suggestions import calibrate_for_queries, make_suggestion
 
 SIZE = (32, 48)
 
@@ -50,8 +51,9 @@ def model():
 
 def reference_proposal(model, pool, *, calibration, settings, round_index, val_miou, seed=0, regions=None):
     """The round step with every full score record in memory (the code path before the selection store)."""
-    thresholds = calibrate_thresholds(calibration.predictions, calibration.truths, settings.num_classes,
-                                      target_precision=settings.target_precision)
+    thresholds = calibrate_for_queries(calibration.predictions, calibration.truths, settings.num_classes,
+                                       uncertain=picks_by_uncertainty(settings.strategy),
+                                       target_precision=settings.target_precision)
     samples = [Sample(image=entry.image, key=entry.key) for entry in pool]
     scores = score_pool(model, samples, measure=settings.measure, size=settings.size, batch_size=settings.batch_size,
                         device="cpu")
