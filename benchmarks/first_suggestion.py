@@ -208,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
             args.records.parent.mkdir(parents=True, exist_ok=True)
             with args.records.open("a") as out:  # every run is kept; the report renders the newest batch
                 out.write(json.dumps(records[-1]) + "\n")
-    text = render(records, records[0].get("threads", args.threads) if records else args.threads)
+    threads = records[0].get("threads", args.threads) if records else args.threads
+    import torch
+
+    torch.set_num_threads(threads)  # the machine line states the runs' threads
+    text = render(records, threads)
     print(text)
     if args.write:
         from benchmarks import report
