@@ -166,12 +166,13 @@ class Simulation:
         return model.eval()
 
     def evaluate(self, model, config):
-        from learning.promotion import class_iou, image_confusions, miou_of
+        from learning.promotion import class_iou, class_precision, image_confusions, miou_of
         from learning.round_step import validation_predictions
 
         calibration = validation_predictions(model, self.data.val, size=config.size)
         matrix = image_confusions([p for p, _ in calibration.predictions], calibration.truths,
                                   self.data.num_classes).sum(0)
+        self.last_precision = class_precision(matrix)  # of the model just evaluated: recorded with its round
         return miou_of(matrix), class_iou(matrix), calibration
 
 
@@ -186,7 +187,8 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
     state = base.result.state_dict
     miou, iou, calibration = sim.evaluate(sim.model(state, config), config)
     records = [RoundRecord(sim.name, arm, seed, 0, 0.0, miou, miou, True, iou, steps=base.result.steps,
-                           train_seconds=base.result.train_seconds, key=key)]
+                           train_seconds=base.result.train_seconds, key=key,
+                           extra={"per_class_precision": sim.last_precision})]
     labels: dict[str, np.ndarray] = {}
     queried = {k: np.zeros(m.shape, bool) for k, m in sim.truth.items()}
     strategy, unit, _ = ARMS[arm]
@@ -217,7 +219,7 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
         select_seconds = time.perf_counter() - started
         trained = sim.train(labels, round_index=r, seed=seed, init_state=state, current_state=state)
         evaluated = sim.evaluate(sim.model(trained.result.state_dict, trained.config), trained.config)
-        candidate = evaluated[0]
+        candidate, candidate_precision = evaluated[0], sim.last_precision
         if trained.promotion.promote:  # the candidate serves now; else the serving model's scores stand
             state, config = trained.result.state_dict, trained.config
             miou, iou, calibration = evaluated
@@ -228,7 +230,7 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
             suggestion_coverage=quality.coverage if quality else None,
             train_seconds=trained.result.train_seconds, select_seconds=select_seconds,
             cpu_seconds=time.process_time() - cpu, steps=trained.result.steps, key=key,
-            extra={"promotion": trained.promotion.reason})
+            extra={"promotion": trained.promotion.reason, "candidate_per_class_precision": candidate_precision})
         records.append(record)
         log(f"{sim.name} {arm} seed {seed} round {r}: {record.labeled_percent:.2f}% labeled, mIoU "
             f"{100 * miou:.1f} (candidate {100 * candidate:.1f}, {'promoted' if record.promoted else 'rejected'}), "
@@ -296,6 +298,7 @@ def verdicts(records: list[RoundRecord]) -> list[str]:
                        if ceiling - floor > 1e-9 else "random regions are at or above full supervision here")
                 lines.append(f"round {r} ({_mean(x.labeled_percent for x in ours[r]):.1f} % labeled): ours at "
                              f"{100 * mine / ceiling:.0f} % of full supervision; {gap}" if ceiling > 0 else "")
+    lines += round0_precision_verdict(records)
     rejected = [r for r in records if r.round > 0 and not r.promoted]
     drops = []
     for record in records:
@@ -307,6 +310,21 @@ def verdicts(records: list[RoundRecord]) -> list[str]:
                  f"worse beyond noise; the largest drop of a promoted model below its predecessor: "
                  f"{100 * max(worst, 0.0):.1f} mIoU (within the validation bootstrap's noise)" if records else "")
     return [line for line in lines if line]
+
+
+def round0_precision_verdict(records: list[RoundRecord], floor: float = 0.5) -> list[str]:
+    """Whether round 0's model predicts every class somewhere with precision >= ``floor`` (no class flooding)."""
+    rows = [r.extra["per_class_precision"] for r in records if r.round == 0 and "per_class_precision" in r.extra]
+    if not rows:
+        return []
+    by_class = [[row[c] for row in rows] for c in range(len(rows[0]))]
+    never = [c for c, values in enumerate(by_class) if all(v is None for v in values)]
+    lowest = min((min(v for v in values if v is not None), c) for c, values in enumerate(by_class) if c not in never)
+    worst = ", ".join(f"class {c}" for c in never) or "none"
+    met = not never and lowest[0] >= floor
+    return [f"round 0 ({len(rows)} seed(s)): every class predicted with precision ≥ {floor:.0%}: "
+            f"{'met' if met else 'not met'} (lowest precision {100 * lowest[0]:.1f} %, class {lowest[1]}; "
+            f"never predicted: {worst})"]
 
 
 def seed_spread(groups: list[list[RoundRecord]]) -> float | None:

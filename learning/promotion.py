@@ -59,6 +59,13 @@ def class_iou(confusion: np.ndarray) -> list[float | None]:
     return [float(t / u) if u > 0 else None for t, u in zip(tp, union)]
 
 
+def class_precision(confusion: np.ndarray) -> list[float | None]:
+    """Each class's precision (right / predicted pixels) from a (C, C) confusion matrix; None where never predicted."""
+    tp = np.diag(confusion).astype(np.float64)
+    predicted = confusion.sum(0)
+    return [float(t / p) if p > 0 else None for t, p in zip(tp, predicted)]
+
+
 def miou_of(confusion: np.ndarray) -> float:
     """Mean IoU over the classes present in the truth or the prediction of ``confusion`` (C, C)."""
     present = [value for value in class_iou(confusion) if value is not None]

@@ -54,3 +54,18 @@ def test_round_options_compare_the_mIoU_a_round_adds_per_cpu_minute():
     assert abs(result["gain"] - 0.08) < 1e-9 and abs(result["gain_sd"] - 0.02) < 1e-9
     assert abs(result["cpu_min"] - 1.5) < 1e-9  # 60 and 120 CPU seconds a round
     assert abs(result["per_minute"] - 0.08 / 3.0) < 1e-9  # 2 rounds × 1.5 CPU minutes
+
+
+def test_round_zero_precision_verdict_names_a_flooding_or_missing_class():
+    from benchmarks.suite import round0_precision_verdict
+
+    def round0(precision):
+        return RoundRecord("polyp", "ours", 0, 0, 0.0, 0.5, 0.5, True, [0.9, 0.1],
+                           extra={"per_class_precision": precision})
+
+    assert round0_precision_verdict([round0([0.95, 0.57])])[0].startswith(
+        "round 0 (1 seed(s)): every class predicted with precision ≥ 50%: met (lowest precision 57.0 %, class 1")
+    flooding = round0_precision_verdict([round0([0.99, 0.05])])[0]
+    assert ": not met (lowest precision 5.0 %, class 1; never predicted: none)" in flooding
+    assert "never predicted: class 2" in round0_precision_verdict([round0([0.9, 0.8, None])])[0]
+    assert round0_precision_verdict([record("ours", 0, 0.5)]) == []  # records from before precision was kept
