@@ -357,6 +357,8 @@ def plot(rows: list[RoundRecord], path: Path, title: str) -> None:
         ceiling = _mean(x.miou for x in full[max(full)])
         ax.axhline(100 * ceiling, color="black", lw=1.1, label=f"full target supervision ({100 * ceiling:.1f})")
         ax.axhline(90 * ceiling, color="black", lw=0.7, ls=":", label="90 % of full supervision")
+        bottom, top = ax.get_ylim()
+        ax.set_ylim(bottom, max(top, 100 * ceiling + 2))  # the ceiling stays in view
     ax.set_xlabel("% of target pool pixels labeled")
     ax.set_ylabel("val mIoU (%)")
     ax.set_title(title, fontsize=9)
