@@ -1,4 +1,5 @@
 """Jobs say which queue they wait in and why, show the wait apart from the run, and a stopped round says so."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -106,7 +107,8 @@ def test_round_zero_progress_with_elapsed_time_and_eta_reaches_annotators_and_le
         client.force_login(users[who])
         html = client.get(reverse(page, args=[project.pk])).content.decode()
         assert "train 15/300, loss 0.512, 1 min 10 s elapsed, about 4 min 30 s left" in html, who
-        assert "running for 2 min 00 s" in html, who
+        # the page measures the time itself: a slow (busy) test machine may be a few seconds past two minutes
+        assert re.search(r"running for 2 min 0\d s", html), who
     client.force_login(users["annotator"])
     rounds = client.get("/api/rounds/", {"project": project.pk}).json()["results"]
     assert "about 4 min 30 s left" in rounds[0]["status_detail"]
