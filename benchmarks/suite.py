@@ -275,7 +275,7 @@ def rarest_class(records: list[RoundRecord]) -> int:
     return int(np.nanargmin(np.nanmean(iou, 0)))
 
 
-def verdicts(records: list[RoundRecord]) -> list[str]:
+def verdicts(records: list[RoundRecord], names: list[str] = ()) -> list[str]:
     lines = []
     ours, random_region, full = (_curve(records, a) for a in ("ours", "random_region", "full"))
     rounds = sorted(r for r in ours if r > 0)
@@ -298,7 +298,7 @@ def verdicts(records: list[RoundRecord]) -> list[str]:
                        if ceiling - floor > 1e-9 else "random regions are at or above full supervision here")
                 lines.append(f"round {r} ({_mean(x.labeled_percent for x in ours[r]):.1f} % labeled): ours at "
                              f"{100 * mine / ceiling:.0f} % of full supervision; {gap}" if ceiling > 0 else "")
-    lines += round0_precision_verdict(records)
+    lines += round0_precision_verdict(records, names=names)
     rejected = [r for r in records if r.round > 0 and not r.promoted]
     drops = []
     for record in records:
@@ -312,18 +312,23 @@ def verdicts(records: list[RoundRecord]) -> list[str]:
     return [line for line in lines if line]
 
 
-def round0_precision_verdict(records: list[RoundRecord], floor: float = 0.5) -> list[str]:
+def round0_precision_verdict(records: list[RoundRecord], floor: float = 0.5, names: list[str] = ()) -> list[str]:
     """Whether round 0's model predicts every class somewhere with precision >= ``floor`` (no class flooding)."""
-    rows = [r.extra["per_class_precision"] for r in records if r.round == 0 and "per_class_precision" in r.extra]
+    by_seed = {r.seed: r.extra["per_class_precision"] for r in records
+               if r.round == 0 and "per_class_precision" in r.extra}  # every arm records the same round 0
+    rows = list(by_seed.values())
     if not rows:
         return []
     by_class = [[row[c] for row in rows] for c in range(len(rows[0]))]
     never = [c for c, values in enumerate(by_class) if all(v is None for v in values)]
     lowest = min((min(v for v in values if v is not None), c) for c, values in enumerate(by_class) if c not in never)
-    worst = ", ".join(f"class {c}" for c in never) or "none"
+    def name(c: int) -> str:
+        return names[c] if c < len(names) else f"class {c}"
+
+    worst = ", ".join(name(c) for c in never) or "none"
     met = not never and lowest[0] >= floor
     return [f"round 0 ({len(rows)} seed(s)): every class predicted with precision ≥ {floor:.0%}: "
-            f"{'met' if met else 'not met'} (lowest precision {100 * lowest[0]:.1f} %, class {lowest[1]}; "
+            f"{'met' if met else 'not met'} (lowest precision {100 * lowest[0]:.1f} %, {name(lowest[1])}; "
             f"never predicted: {worst})"]
 
 
@@ -410,7 +415,7 @@ def render(records: list[RoundRecord], settings_text: str, title: str = "Dataset
                   report.markdown_table(
                       ["arm", "round", "seeds", "% labeled", "val mIoU", f"IoU of rarest class ({classes[rare] if rare < len(classes) else rare})",
                        "suggestion precision", "coverage", "min / round", "CPU min / round"], table), ""]
-        lines += [f"- {line}" for line in verdicts(rows)]
+        lines += [f"- {line}" for line in verdicts(rows, names=classes)]
     return "\n".join(lines)
 
 
