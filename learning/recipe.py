@@ -110,6 +110,11 @@ def round_train_config(settings: RecipeSettings, *, round_index: int, warm_start
     )
 
 
+def has_labeled_source(labeled: Sequence) -> bool:
+    """Whether any labeled sample comes from a source domain (``Sample.target`` false): what ``labeled_source`` means."""
+    return any(not sample.target for sample in labeled)
+
+
 def adaptation_applies(settings: RecipeSettings, *, labeled_source: bool) -> bool:
     """Adversarial domain adaptation runs when the project asks for it and a labeled source domain exists."""
     return settings.adversarial and labeled_source

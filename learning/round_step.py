@@ -309,12 +309,12 @@ def train_round_model(
     """
     from dataclasses import replace
 
-    from learning.recipe import round_train_config
+    from learning.recipe import has_labeled_source, round_train_config
     from learning.train import train
 
     config = round_train_config(recipe, round_index=round_index, warm_start=init_state is not None,
                                 image_sizes=image_sizes, available_objectives=available_objectives, seed=seed,
-                                labeled_source=any(not sample.target for sample in labeled))
+                                labeled_source=has_labeled_source(labeled))
     if init_state is None and backbone_checkpoint:
         config = replace(config, backbone_checkpoint=str(backbone_checkpoint))
     result = train(config, labeled=labeled, unlabeled=unlabeled, val=val, init_state=init_state,

@@ -18,7 +18,7 @@ from django.conf import settings
 
 from learning.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from learning.pretrained import BackboneChoice, PretrainedUnavailable, resolve_backbone
-from learning.recipe import RecipeSettings, round_train_config
+from learning.recipe import RecipeSettings, has_labeled_source, round_train_config
 from learning.round_step import train_round_model
 from learning.train import TrainConfig, checkpoint_meta
 from models_store import storage
@@ -229,7 +229,7 @@ def _train_and_store(job_id: int, project: Project, round_: Round, parent: Model
         train_start = TRAIN_SHARE // 2 if backbone.kind == "ssl" else 0
         backbone_file = backbone_file_ready(job_id, project, backbone, progress_end=train_start)
     planned = train_config(project, round_index=round_.number, warm_start=init_state is not None,
-                           labeled_source=any(not sample.target for sample in data.labeled))
+                           labeled_source=has_labeled_source(data.labeled))
     job_log(job_id=job_id, line=(
         f"round {round_.number}: {'fine-tuning model v' + str(parent.version) if parent else 'training from scratch'}"
         f" on {len(data.labeled)} labeled images ({data.labeled_target_pixels} human-labeled target pixels"
