@@ -172,8 +172,7 @@ class Simulation:
         calibration = validation_predictions(model, self.data.val, size=config.size)
         matrix = image_confusions([p for p, _ in calibration.predictions], calibration.truths,
                                   self.data.num_classes).sum(0)
-        self.last_precision = class_precision(matrix)  # of the model just evaluated: recorded with its round
-        return miou_of(matrix), class_iou(matrix), calibration
+        return miou_of(matrix), class_iou(matrix), calibration, class_precision(matrix)
 
 
 def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord]:
@@ -185,10 +184,10 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
     key = sim.settings.key(sim.name)
     config = base.config
     state = base.result.state_dict
-    miou, iou, calibration = sim.evaluate(sim.model(state, config), config)
+    miou, iou, calibration, precision = sim.evaluate(sim.model(state, config), config)
     records = [RoundRecord(sim.name, arm, seed, 0, 0.0, miou, miou, True, iou, steps=base.result.steps,
                            train_seconds=base.result.train_seconds, key=key,
-                           extra={"per_class_precision": sim.last_precision})]
+                           extra={"per_class_precision": precision})]
     labels: dict[str, np.ndarray] = {}
     queried = {k: np.zeros(m.shape, bool) for k, m in sim.truth.items()}
     strategy, unit, _ = ARMS[arm]
@@ -219,10 +218,10 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
         select_seconds = time.perf_counter() - started
         trained = sim.train(labels, round_index=r, seed=seed, init_state=state, current_state=state)
         evaluated = sim.evaluate(sim.model(trained.result.state_dict, trained.config), trained.config)
-        candidate, candidate_precision = evaluated[0], sim.last_precision
+        candidate, candidate_precision = evaluated[0], evaluated[3]
         if trained.promotion.promote:  # the candidate serves now; else the serving model's scores stand
             state, config = trained.result.state_dict, trained.config
-            miou, iou, calibration = evaluated
+            miou, iou, calibration, _ = evaluated
         labeled = int(sum(m.sum() for m in queried.values()))
         record = RoundRecord(
             sim.name, arm, seed, r, 100.0 * labeled / sim.total, miou, candidate, trained.promotion.promote, iou,
@@ -478,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         section = f"{args.section}_{name}"
         title = f"Dataset suite: {name}" + (f" (ablation: {args.section})" if args.section != "suite" else "")
-        markdown = render(rows, text, title=title, plot_name=args.section.replace("_", "-"))
+        # --no-write leaves docs/ alone: the plot is written with its section only
+        markdown = render(rows, text, title=title, plot_name=None if args.no_write else args.section.replace("_", "-"))
         print(markdown)
         if not args.no_write:
             report.write_section(section, markdown)
