@@ -41,13 +41,8 @@ def suite_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
 
 
 def settings_key(args: argparse.Namespace, extra: list[str]) -> str:
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--steps-per-round", type=int)
-    parser.add_argument("--recipe", nargs="*", default=[])
-    parsed, _ = parser.parse_known_args(extra)
-    settings = suite.SuiteSettings(args.rounds, 1.0, args.steps_initial, parsed.steps_per_round, 0.0,
-                                   tuple(tuple(item.split("=", 1)) for item in parsed.recipe))
-    return settings.key(args.dataset)
+    """The suite's record key of an option: from the very arguments the suite runs with."""
+    return suite.settings_of(suite.parse_args(suite_args(args, extra))).key(args.dataset)
 
 
 def summary(records: list) -> dict[str, float] | None:

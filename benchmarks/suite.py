@@ -418,7 +418,7 @@ def render(records: list[RoundRecord], settings_text: str, title: str = "Dataset
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", choices=datasets.NAMES, default=list(datasets.NAMES))
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
@@ -437,12 +437,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--section", default="suite",
                         help="the docs/BENCHMARKS.md sections to write, <section>_<dataset> (e.g. one name per "
                              "ablation, so none overwrites another)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def settings_of(args: argparse.Namespace) -> SuiteSettings:
+    """The settings a command line asks for: what keys its records."""
+    return SuiteSettings(args.rounds, args.percent, args.steps_initial, args.steps_per_round, args.round_minutes,
+                         tuple(tuple(item.split("=", 1)) for item in args.recipe))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    settings = SuiteSettings(args.rounds, args.percent, args.steps_initial, args.steps_per_round, args.round_minutes,
-                             tuple(tuple(item.split("=", 1)) for item in args.recipe))
+    settings = settings_of(args)
     path = Path(args.records)
     if not args.report_only:
         for name in args.datasets:
