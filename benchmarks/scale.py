@@ -159,8 +159,14 @@ def cpu_seconds() -> float:
 # --- subprocess entry points ------------------------------------------------------------------------------
 
 
-def run_case(count: int, cache_root: Path) -> dict:
-    """One propose_round on the first ``count`` images, timed by its own progress reports."""
+def run_case(count: int, cache_root: Path, repeats: int = 1) -> dict:
+    """``repeats`` propose_rounds on the first ``count`` images in one process, timed by their own progress reports.
+
+    The first call scores what the store lacks; every call selects (the
+    store complete by then), so one process gives ``repeats`` selection
+    times: repeats in a process damp what other work on the machine does to
+    one measurement.
+    """
     import torch
 
     from learning.round_step import Calibration, propose_round
@@ -169,13 +175,7 @@ def run_case(count: int, cache_root: Path) -> dict:
     torch.set_num_threads(1)
     entries = pool_entries(DATA / "small", count, SMALL)
     model = model_of(ARCH)
-    marks: dict[str, float] = {}
     import sklearn.cluster  # noqa: F401 - a worker imports it once, not per round: keep it out of the timing
-
-    def progress(phase, step, total, loss=None):
-        now = time.perf_counter(), cpu_seconds()
-        marks.setdefault(f"first {phase}", now)
-        marks[f"last {phase}"] = now
 
     from learning.round_step import summary_spec
     from learning.selection.store import pool_shards
@@ -186,15 +186,28 @@ def run_case(count: int, cache_root: Path) -> dict:
     store = cache.summaries(summary_spec(settings, count))
     missing = missing_shards(entries, store)
     to_score = sum(len(pool_shards(count, store.spec.shard_size)[i]) for i in missing)
-    start, cpu = time.perf_counter(), cpu_seconds()
-    proposal = propose_round(model, entries, calibration=Calibration([], []), settings=settings,
-                             round_index=1, val_miou=0.3, cache=cache, device="cpu", progress=progress)
-    end = time.perf_counter()
-    (scored, scored_cpu), (selected, selected_cpu) = marks["first superpixels"], marks["first suggest"]
-    return {"pool": count, "images_scored": to_score, "score_s": scored - start, "select_s": selected - scored,
-            "select_cpu_s": selected_cpu - scored_cpu, "suggest_s": end - selected, "total_s": end - start,
-            "cpu_s": cpu_seconds() - cpu, "peak_rss_mb": peak_rss_mb(), "store_mb": store.bytes_on_disk() / 2**20,
-            "queries": len(proposal.queries), "query_pixels": proposal.query_pixels}
+    calls = []
+    for _ in range(max(1, repeats)):
+        marks: dict[str, tuple[float, float]] = {}
+
+        def progress(phase, step, total, loss=None):
+            now = time.perf_counter(), cpu_seconds()
+            marks.setdefault(f"first {phase}", now)
+            marks[f"last {phase}"] = now
+
+        start, cpu = time.perf_counter(), cpu_seconds()
+        proposal = propose_round(model, entries, calibration=Calibration([], []), settings=settings,
+                                 round_index=1, val_miou=0.3, cache=cache, device="cpu", progress=progress)
+        end = time.perf_counter()
+        (scored, scored_cpu), (selected, selected_cpu) = marks["first superpixels"], marks["first suggest"]
+        calls.append({"score_s": scored - start, "select_s": selected - scored, "select_cpu_s": selected_cpu - scored_cpu,
+                      "suggest_s": end - selected, "total_s": end - start, "cpu_s": cpu_seconds() - cpu,
+                      "queries": len(proposal.queries), "query_pixels": proposal.query_pixels})
+    first = calls[0]
+    return {"pool": count, "images_scored": to_score, **first,
+            "select_runs_s": [c["select_s"] for c in calls], "select_cpu_runs_s": [c["select_cpu_s"] for c in calls],
+            "cpu_s": sum(c["cpu_s"] for c in calls), "peak_rss_mb": peak_rss_mb(),
+            "store_mb": store.bytes_on_disk() / 2**20}
 
 
 def run_worker(count: int, worker: int, workers: int, cache_root: Path) -> dict:
@@ -295,7 +308,7 @@ def measure(args) -> None:
             shutil.rmtree(cache_root, ignore_errors=True)
         for run in range(args.runs if count < 100_000 else min(args.runs, args.runs_100k)):
             load = load_average()
-            result = result_of(child(["_case", str(count), str(cache_root)]))
+            result = result_of(child(["_case", str(count), str(cache_root), str(args.repeats)]))
             record = {**meta, "kind": "pool", "started": started, "run": run, "load_before": load,
                       "load_after": load_average(), **result}
             append(record)
@@ -344,6 +357,18 @@ def latest(records: list[dict]) -> list[dict]:
     return out
 
 
+def selection_times(runs: list[dict], name: str = "select") -> list[float]:
+    """Every selection time of the runs: each run's repeats (``<name>_runs_s``), or its one time in older records."""
+    return [t for r in runs for t in r.get(f"{name}_runs_s", [r[f"{name}_s"]])]
+
+
+def growth_exponent(sizes: list[int], times: list[float]) -> float:
+    """The least-squares slope of log(time) on log(pool size): 1 is linear growth, above 1 faster than linear."""
+    import numpy as np
+
+    return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
+
+
 def render(records: list[dict]) -> str:
     pools = [r for r in records if r["kind"] == "pool"]
     workers = [r for r in records if r["kind"] == "workers"]
@@ -356,8 +381,8 @@ def render(records: list[dict]) -> str:
         first = runs[0]
         rate = (f"{first['images_scored']:,} in {first['score_s']:.0f} s "
                 f"({first['images_scored'] / first['score_s']:.0f} img/s)") if first["images_scored"] else "–"
-        rows.append([f"{count:,}", f"{statistics.median(r['select_s'] for r in runs):.2f}",
-                     f"{statistics.median(r['select_cpu_s'] for r in runs):.2f}",
+        rows.append([f"{count:,}", f"{statistics.median(selection_times(runs)):.2f}",
+                     f"{statistics.median(selection_times(runs, 'select_cpu')):.2f}",
                      f"{max(r['peak_rss_mb'] for r in runs):.0f}", f"{first['store_mb']:.1f}", rate,
                      f"{statistics.median(r['suggest_s'] for r in runs):.1f}",
                      f"{first['queries']:,}", f"{sum(r['cpu_s'] for r in runs) / 60:.1f}",
@@ -372,7 +397,8 @@ def render(records: list[dict]) -> str:
         f"(adaptive, region queries, 1% of the pool's pixels) on synthetic {SMALL[0]}×{SMALL[1]} PNGs "
         f"({ARCH}, {NUM_CLASSES} classes, grid regions: 9 a image; 1% of images partly labeled, 1% partly asked "
         "already). Run 1 streams the pool through the forward pass into an empty selection store; later runs find "
-        "the store complete (*select*, median over all runs: merge the shards, candidates, shortlist, diversity "
+        "the store complete (*select*, median over every round step of all runs, each run repeating the round step "
+        "in its process: merge the shards, candidates, shortlist, diversity "
         "in groups, query masks; no forward pass, imports done before; wall and CPU time of the phase). A run "
         "resumed from an interrupted one scores only the shards missing (*scored* says how many images). *Suggest* scores the queried images again "
         "for their suggestions. Peak RSS: `getrusage` of the run's process (the largest over its runs).",
@@ -381,11 +407,15 @@ def render(records: list[dict]) -> str:
                                "suggest s", "queries", "CPU min (all runs)", "load", "runs"], rows),
     ]
     if len(rows) >= 2:
-        by = {int(r[0].replace(",", "")): (float(r[1]), float(r[2])) for r in rows}
-        sizes = sorted(by)
+        sizes = sorted({r["pool"] for r in pools})
+        by = {n: [statistics.median(selection_times([r for r in pools if r["pool"] == n], name))
+                  for name in ("select", "select_cpu")] for n in sizes}
         growth = [f"{a:,} → {b:,} images ({b // a}×): {by[b][0] / by[a][0]:.1f}× by wall time, "
                   f"{by[b][1] / by[a][1]:.1f}× by CPU time" for a, b in zip(sizes, sizes[1:])]
-        lines += ["", "Selection time grows " + "; ".join(growth) + "."]
+        slope = [growth_exponent(sizes, [by[n][i] for n in sizes]) for i in (0, 1)]
+        lines += ["", "Selection time grows " + "; ".join(growth) + ". Over all pools it grows as pool size to the "
+                  f"power **{slope[0]:.2f}** by wall time, **{slope[1]:.2f}** by CPU time (least-squares slope of "
+                  "log time on log size; 1 = linear)."]
     if workers:
         wrows = []
         for count in sorted({r["workers"] for r in workers}):
@@ -417,7 +447,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1].startswith("_"):
         kind, rest = sys.argv[1], sys.argv[2:]
         if kind == "_case":
-            result = run_case(int(rest[0]), Path(rest[1]))
+            result = run_case(int(rest[0]), Path(rest[1]), int(rest[2]) if len(rest) > 2 else 1)
         elif kind == "_worker":
             result = run_worker(int(rest[0]), int(rest[1]), int(rest[2]), Path(rest[3]))
         else:
@@ -428,6 +458,7 @@ def main() -> None:
     parser.add_argument("--pools", type=int, nargs="*", default=[1000, 10000, 100000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--runs-100k", type=int, default=2, help="runs of pools of 100,000 and more")
+    parser.add_argument("--repeats", type=int, default=3, help="round steps per run (one process): selection times")
     parser.add_argument("--resume", action="store_true",
                         help="keep a store left by an interrupted run (its first run then scores only what is missing)")
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])

@@ -56,6 +56,7 @@ class SuiteSettings:
     steps_per_round: int | None = None
     round_minutes: float | None = None  # None: the app's default budget
     recipe: tuple[tuple[str, str], ...] = ()  # further RecipeSettings overrides (name, value), e.g. an ablation
+    pretrained: str = "none"  # round 0's backbone: "none" (random init) or "ssl" (the app's self-supervised pretraining)
 
     def recipe_overrides(self) -> dict:
         from dataclasses import fields
@@ -73,7 +74,10 @@ class SuiteSettings:
         return out
 
     def key(self, dataset: str) -> str:
-        return hashlib.sha1(json.dumps([dataset, asdict(self)], sort_keys=True).encode()).hexdigest()[:12]
+        settings = asdict(self)
+        if settings["pretrained"] == "none":  # the settings before the option existed: their records keep their keys
+            del settings["pretrained"]
+        return hashlib.sha1(json.dumps([dataset, settings], sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -127,13 +131,27 @@ class Simulation:
         unlabeled = [Sample(image=self.images[s.key], mask=labels.get(s.key), key=s.key) for s in self.data.pool]
         return labeled, unlabeled
 
-    def train(self, labels, *, round_index: int, seed: int, init_state=None, current_state=None):
+    def train(self, labels, *, round_index: int, seed: int, init_state=None, current_state=None,
+              backbone_checkpoint: str | None = None):
         from learning.round_step import train_round_model
 
         labeled, unlabeled = self.samples(labels)
         return train_round_model(self.recipe, round_index=round_index, labeled=labeled, unlabeled=unlabeled,
                                  val=self.data.val, init_state=init_state, current_state=current_state,
-                                 image_sizes=self.sizes, seed=seed)
+                                 image_sizes=self.sizes, seed=seed, backbone_checkpoint=backbone_checkpoint)
+
+    def pretrain(self, config, seed: int) -> tuple[str, float]:
+        """The app's self-supervised pretraining (learning.pretrain) on the source and pool images, never the
+        validation ones; returns the encoder file and the seconds it took (0 when a finished run was found)."""
+        from learning.data import Sample
+        from learning.pretrain import pretrain_encoder, round0_pretrain_config
+
+        images = list(self.data.source) + [Sample(image=self.images[s.key], key=s.key) for s in self.data.pool]
+        pretraining = round0_pretrain_config(config.arch, config.size, config.steps, seed=seed)
+        digest = hashlib.sha1(json.dumps([self.name, asdict(pretraining)], sort_keys=True, default=str).encode())
+        pretraining = replace(pretraining, checkpoint_dir=str(BASES / f"ssl-{self.name}-{digest.hexdigest()[:12]}"))
+        result = pretrain_encoder(images, pretraining)
+        return str(result.encoder_path), float(result.total_seconds)
 
     def base(self, seed: int):
         """Round 0's model of ``seed``, trained once per round-0 config and kept under var/bench/suite/."""
@@ -144,6 +162,8 @@ class Simulation:
         config = round_train_config(self.recipe, round_index=0, warm_start=False, image_sizes=self.sizes, seed=seed)
         # Round 0 here has no target labels, so the target share cannot change it: one cached model for all shares.
         key = replace(config, target_label_share=0.0).to_dict()
+        if self.settings.pretrained != "none":
+            key["pretrained"] = self.settings.pretrained
         digest = hashlib.sha1(json.dumps([self.name, key], sort_keys=True, default=str).encode())
         path = BASES / f"{self.name}-{digest.hexdigest()[:12]}.pt"
         if path.exists():
@@ -151,7 +171,12 @@ class Simulation:
             result = SimpleNamespace(state_dict=saved["state_dict"], steps=int(saved["steps"]),
                                      train_seconds=float(saved["train_seconds"]))
             return SimpleNamespace(config=config, result=result)
-        trained = self.train({}, round_index=0, seed=seed)
+        backbone, pretrain_seconds = None, 0.0
+        if self.settings.pretrained == "ssl":
+            backbone, pretrain_seconds = self.pretrain(config, seed)
+        trained = self.train({}, round_index=0, seed=seed, backbone_checkpoint=backbone)
+        # Round 0's time is the pretraining's plus the training's, as a lead waits for both.
+        trained.result.train_seconds += pretrain_seconds
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"state_dict": trained.result.state_dict, "steps": trained.result.steps,
                     "train_seconds": trained.result.train_seconds}, path.with_suffix(".tmp"))
@@ -428,6 +453,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps-initial", type=int)
     parser.add_argument("--steps-per-round", type=int)
     parser.add_argument("--round-minutes", type=float)
+    parser.add_argument("--pretrained", choices=("none", "ssl"), default="none",
+                        help="round 0's backbone: random init, or the app's self-supervised pretraining first")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--recipe", nargs="*", default=[], metavar="NAME=VALUE",
                         help="RecipeSettings overrides (learning/recipe.py), e.g. target_label_share=0")
@@ -443,7 +470,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def settings_of(args: argparse.Namespace) -> SuiteSettings:
     """The settings a command line asks for: what keys its records."""
     return SuiteSettings(args.rounds, args.percent, args.steps_initial, args.steps_per_round, args.round_minutes,
-                         tuple(tuple(item.split("=", 1)) for item in args.recipe))
+                         tuple(tuple(item.split("=", 1)) for item in args.recipe), args.pretrained)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -479,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
             f"steps {settings.steps_initial or 'app default'}, steps per round {settings.steps_per_round or 'app default'}"
             f", fine-tuning budget {settings.round_minutes if settings.round_minutes is not None else 'app default'} min"
             + (f"; recipe overrides {', '.join(f'{k}={v}' for k, v in settings.recipe)}" if settings.recipe else "")
+            + ("; round 0 after the app's self-supervised pretraining on the source and pool images (its time "
+               "counted in round 0's)" if settings.pretrained == "ssl" else "")
             + ".")
     for name in args.datasets:  # one section (and plot) per dataset: each may have run with its own settings
         rows = [r for r in records if r.key == settings.key(name)]

@@ -310,6 +310,20 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
     return None
 
 
+def round0_pretrain_config(arch: str, train_size: tuple[int, int], steps: int, *,
+                           checkpoint_dir: str | None = None, seed: int = 0) -> PretrainConfig:
+    """The pretraining a project runs before round 0 when it trains at ``train_size`` (H, W).
+
+    Images are decoded at the training size and each view is half of it, so
+    that objects appear at the scale training shows them (``crop_scale``);
+    ``steps``: the project's round-0 steps. The app's worker and the dataset
+    suite both take it from here.
+    """
+    height, width = int(train_size[0]), int(train_size[1])
+    return PretrainConfig(arch=arch, load_size=(height, width), view_size=(max(32, height // 2), max(32, width // 2)),
+                          steps=int(steps), checkpoint_dir=checkpoint_dir, seed=int(seed))
+
+
 def pretrain_encoder(images: Sequence[Sample], config: PretrainConfig, *, resume_from: str | Path | None = None,
                      progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None
                      ) -> PretrainResult:

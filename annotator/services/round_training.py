@@ -122,15 +122,12 @@ def pretrain_project_encoder(job_id: int, project: Project, reporter: JobReporte
     checkpoints itself under the project's model store, so a worker killed
     halfway resumes where it stopped; a finished run is reused as it is.
     """
-    from learning.pretrain import PretrainConfig, pretrain_encoder
+    from learning.pretrain import pretrain_encoder, round0_pretrain_config
 
     images = [image_sample(image) for image in
               project.images.exclude(split__in=(Image.Split.VAL, Image.Split.TEST)).order_by("pk")]
-    height, width = train_config(project, round_index=0, warm_start=False).size
-    config = PretrainConfig(
-        arch=project.architecture, load_size=(height, width), view_size=(max(32, height // 2), max(32, width // 2)),
-        steps=project.train_steps_initial, checkpoint_dir=str(storage.pretrain_dir(project.pk)),
-    )
+    config = round0_pretrain_config(project.architecture, train_config(project, round_index=0, warm_start=False).size,
+                                    project.train_steps_initial, checkpoint_dir=str(storage.pretrain_dir(project.pk)))
     job_log(job_id=job_id, line=f"self-supervised pretraining of the {config.arch} encoder on {len(images)} images, "
                                 f"{config.steps} steps")
     result = pretrain_encoder(images, config, progress=reporter, should_stop=reporter.should_stop)

@@ -124,3 +124,11 @@ def test_cli_pretrains_and_resumes(tmp_path, capsys):
     meta = json.loads((tmp_path / "ssl" / "encoder" / "meta.json").read_text())
     assert meta["kind"] == "ssl_encoder" and meta["images"] == 3
     assert "encoder:" in capsys.readouterr().out
+
+
+def test_round0_pretraining_decodes_at_the_training_size_with_half_size_views():
+    from learning.pretrain import round0_pretrain_config
+
+    config = round0_pretrain_config("deeplabv3_mobilenet_v3_large", (240, 320), 300, checkpoint_dir="/x", seed=2)
+    assert (config.load_size, config.view_size, config.steps, config.seed) == ((240, 320), (120, 160), 300, 2)
+    assert round0_pretrain_config("deeplabv3_mobilenet_v3_large", (48, 64), 10).view_size == (32, 32)

@@ -1,6 +1,7 @@
 """The dataset suite's verdicts, from hand-made records (benchmarks/suite.py; the runs themselves are benchmarks)."""
 from __future__ import annotations
 
+from benchmarks import suite
 from benchmarks.suite import RoundRecord, verdicts
 
 
@@ -69,3 +70,13 @@ def test_round_zero_precision_verdict_names_a_flooding_or_missing_class():
     assert ": not met (lowest precision 5.0 %, class 1; never predicted: none)" in flooding
     assert "never predicted: class 2" in round0_precision_verdict([round0([0.9, 0.8, None])])[0]
     assert round0_precision_verdict([record("ours", 0, 0.5)]) == []  # records from before precision was kept
+
+
+def test_settings_keys_of_tracked_records_stay_and_ssl_gets_its_own():
+    from benchmarks.suite import SuiteSettings
+
+    # The CamVid campaign's records (benchmarks/results/suite.jsonl) are found by this key.
+    assert SuiteSettings(5, 1.0, 300, 40, 0.0).key("camvid") == "90af771ee55a"
+    plain, ssl = SuiteSettings(3, 1.0, 300), SuiteSettings(3, 1.0, 300, pretrained="ssl")
+    assert plain.key("polyp") != ssl.key("polyp")
+    assert suite.settings_of(suite.parse_args(["--pretrained", "ssl", "--rounds", "3", "--steps-initial", "300"])) == ssl
