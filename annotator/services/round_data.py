@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 
 from learning.data import Sample, load_mask
 from learning.round_step import PoolImage
@@ -50,10 +50,15 @@ def trainable_labels(project: Project) -> Q:
 
 
 def latest_labels(project: Project) -> dict[int, Annotation]:
-    """The newest submitted annotation of every target image that has one allowed to train (trainable_labels)."""
-    rows = (Annotation.objects.filter(image__project=project, is_submitted=True)
-            .filter(trainable_labels(project)).order_by("image_id", "version"))
-    return {annotation.image_id: annotation for annotation in rows}  # the newest version of each image wins
+    """The newest submitted annotation of every target image that has one allowed to train (trainable_labels).
+
+    The database picks the newest trainable version of each image (one row
+    per labeled image comes back, however many versions a project keeps).
+    """
+    trainable = Annotation.objects.filter(is_submitted=True).filter(trainable_labels(project))
+    newest = trainable.filter(image_id=OuterRef("image_id")).order_by("-version").values("version")[:1]
+    rows = trainable.filter(image__project=project, version=Subquery(newest)).order_by("image_id")
+    return {annotation.image_id: annotation for annotation in rows}
 
 
 def pool_images_of(project: Project) -> list[Image]:

@@ -15,7 +15,7 @@ from annotator.services.projects import membership_set
 from annotator.services.review import review_accept, review_fix, review_reject
 from annotator.services.round_data import latest_labels, round_data
 from annotator.services.rounds import round_open
-from tests.factories import make_image, make_query, make_round, make_suggestion
+from tests.factories import make_annotation, make_image, make_query, make_round, make_suggestion
 
 pytestmark = pytest.mark.django_db
 
@@ -94,6 +94,24 @@ def test_submitted_and_not_rejected_trains_while_pending_but_never_after_a_rejec
     assert latest_labels(project)[query.image_id] == result.annotation
     review_reject(review=Review.objects.get(), user=people["reviewer"], comment="the car is road")
     assert latest_labels(project) == {}
+
+
+def test_the_newest_trainable_version_trains_in_one_query_however_many_versions_exist(
+        project, people, labeling_round, django_assert_num_queries):
+    queries = [pool_query(labeling_round, project, name=f"{i}.png") for i in range(3)]
+    newest = {}
+    for query in queries:
+        for value in (1, 2, 3):
+            newest[query.image_id] = make_annotation(query, mask_of(value), author=people["annotator"])
+        make_annotation(query, mask_of(4), author=people["annotator"], submitted=False)  # a newer draft never trains
+    # A reviewer rejected the newest version of the first image: its version 2 trains.
+    first = queries[0].image_id
+    Review.objects.create(query=queries[0], annotation=newest[first], reviewer=people["reviewer"],
+                          state=Review.State.REJECTED, reason=Review.Reason.ALL)
+    expected = {**newest, first: Annotation.objects.get(image_id=first, version=2)}
+    with django_assert_num_queries(1):
+        labels = latest_labels(project)
+    assert labels == expected
 
 
 def test_exports_follow_the_training_rule_and_leave_a_rejected_mask_out(project, people, labeling_round):
