@@ -7,6 +7,8 @@ touches torch.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence, Union
 
@@ -95,22 +97,33 @@ def _forward(model: nn.Module, items: Iterable[Sample | ImageSource], *, size: S
         model.train(was_training)
 
 
-def _target_size(request: OutputSize, inference: Size, original: Size) -> Size:
+def _target_size(request: OutputSize, inference: Size, original: Size, max_pixels: int | None = None) -> Size:
     if request is None:
         return inference
     if request == "original":
-        return original
+        return capped_size(original, max_pixels)
     return (int(request[0]), int(request[1]))
+
+
+def capped_size(size: Size, max_pixels: int | None) -> Size:
+    """``size`` (H, W), shrunk with its aspect ratio kept to at most ``max_pixels`` pixels (None: as it is)."""
+    height, width = int(size[0]), int(size[1])
+    if max_pixels is None or height * width <= max_pixels:
+        return (height, width)
+    scale = math.sqrt(max_pixels / (height * width))
+    return (max(1, int(height * scale)), max(1, int(width * scale)))
 
 
 def predict(model: nn.Module, images: Iterable[Sample | ImageSource], *, batch_size: int = 4,
             device: torch.device | str | None = None, size: Size | None = None, output_size: OutputSize = None,
-            precision: str = "auto", feature_maps: bool = False) -> Iterator[Prediction]:
+            precision: str = "auto", feature_maps: bool = False, max_output_pixels: int | None = None
+            ) -> Iterator[Prediction]:
     """Yield one :class:`Prediction` per image, in order.
 
     ``size``: the (H, W) the network sees (default: each image's own size).
     ``output_size``: where probs are returned: ``None`` = the inference size,
-    ``"original"`` = each image's file size, or an explicit (H, W).
+    ``"original"`` = each image's file size (shrunk to ``max_output_pixels``
+    when given, aspect kept: see :func:`capped_size`), or an explicit (H, W).
     ``device`` defaults to the model's device.
     """
     for batch, logits, features in _forward(model, images, size=size, batch_size=batch_size,
@@ -118,7 +131,7 @@ def predict(model: nn.Module, images: Iterable[Sample | ImageSource], *, batch_s
         pooled = features.mean(dim=(2, 3)).cpu().numpy()
         inference_size = tuple(logits.shape[-2:])
         for i, sample in enumerate(batch.samples):
-            target = _target_size(output_size, inference_size, batch.original_sizes[i])
+            target = _target_size(output_size, inference_size, batch.original_sizes[i], max_output_pixels)
             item_logits = logits[i:i + 1]
             if target != inference_size:
                 item_logits = F.interpolate(item_logits, size=target, mode="bilinear", align_corners=False)

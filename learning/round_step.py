@@ -33,7 +33,7 @@ from learning.selection import (
     strategy_weight,
 )
 from learning.selection.masks import Mask
-from learning.selection.resample import resize_bilinear
+from learning.selection.resample import resize_bilinear, resize_nearest
 from learning.selection.scoring import iter_scores
 from learning.selection.store import SummarySpec, SummaryStore
 from learning.selection.strategies import picks_by_uncertainty, select_from_table
@@ -179,16 +179,26 @@ def selection_seed(seed: int, round_index: int) -> int:
     return int(seed) * 1000 + int(round_index)
 
 
+# Validation images are compared with their truth at their own resolution up to this many pixels, larger ones
+# (a 12-megapixel photo) on a nearest-neighbour grid of this size: a round holds every validation image's
+# prediction, confidence and truth at once (6 bytes a pixel), so 100 such photos would otherwise take 7 GB.
+MAX_VALIDATION_PIXELS = 1024 * 1024
+
+
 def validation_predictions(model: nn.Module, samples: Sequence[Sample], *, size: Size, batch_size: int = 8,
                            device=None) -> Calibration:
-    """Predict every validation image at its own resolution, for :func:`propose_round`'s calibration."""
+    """Predict every validation image at its own resolution (at most :data:`MAX_VALIDATION_PIXELS`), for
+    :func:`propose_round`'s calibration and keep-best's comparison."""
     from learning.data import load_mask
 
     predictions, truths = [], []
     for sample, prediction in zip(samples, predict(model, samples, size=size, output_size="original",
-                                                   batch_size=batch_size, device=device)):
+                                                   batch_size=batch_size, device=device,
+                                                   max_output_pixels=MAX_VALIDATION_PIXELS)):
         predictions.append((prediction.label, prediction.confidence))
-        truths.append(load_mask(sample.mask))
+        truth = load_mask(sample.mask)
+        truths.append(truth if truth.shape == prediction.label.shape
+                      else resize_nearest(truth, prediction.label.shape))
     return Calibration(predictions, truths)
 
 

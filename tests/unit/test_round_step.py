@@ -104,3 +104,24 @@ def test_a_stop_request_cancels_between_phases(model, tiny_samples):
 
 def test_the_selection_seed_of_seed_zero_is_the_round_number():
     assert [selection_seed(0, r) for r in range(3)] == [0, 1, 2] and selection_seed(2, 1) == 2001
+
+
+def test_validation_images_above_the_pixel_cap_are_compared_on_a_smaller_grid(model, monkeypatch):
+    import learning.round_step as round_step
+    from learning.data import Sample
+    from learning.inference import capped_size
+
+    monkeypatch.setattr(round_step, "MAX_VALIDATION_PIXELS", 30 * 40)
+    rng = np.random.default_rng(0)
+    big = Sample(image=rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), key="big",
+                 mask=np.repeat(np.arange(2, dtype=np.uint8), 80)[None].repeat(120, axis=0))
+    small = Sample(image=rng.integers(0, 255, (30, 40, 3), dtype=np.uint8), key="small",
+                   mask=np.zeros((30, 40), np.uint8))
+    calibration = validation_predictions(model, [big, small], size=SIZE)
+    (big_pred, big_conf), (small_pred, _) = calibration.predictions
+    assert big_pred.shape == big_conf.shape == calibration.truths[0].shape == (30, 40)  # a quarter a side
+    # Nearest-neighbour: the truth's left half stays class 0, its right half class 1.
+    assert (calibration.truths[0][:, :20] == 0).all() and (calibration.truths[0][:, 20:] == 1).all()
+    assert small_pred.shape == calibration.truths[1].shape == (30, 40)  # at the cap: its own resolution
+    assert capped_size((4000, 3000), 1_000_000) == (1154, 866)
+    assert capped_size((300, 400), None) == (300, 400)
