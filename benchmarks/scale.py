@@ -369,6 +369,14 @@ def growth_exponent(sizes: list[int], times: list[float]) -> float:
     return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
 
 
+def _elsewhere(campaign: list[dict], machine: str) -> str:
+    """Where a campaign other than the pools' ran, when it was another machine or command: said beside its table."""
+    first = campaign[0]
+    if first.get("machine") == machine:
+        return ""
+    return f" (measured {first['started'][:10]} on {first.get('machine', 'another machine')}: `{first.get('command', '')}`)"
+
+
 def render(records: list[dict]) -> str:
     pools = [r for r in records if r["kind"] == "pool"]
     workers = [r for r in records if r["kind"] == "workers"]
@@ -425,7 +433,7 @@ def render(records: list[dict]) -> str:
                           f"{statistics.median(r['load_before'] for r in runs):.1f}", len(runs)])
         one = next((float(r[2]) for r in wrows if r[0] == 1), None)
         two = next((float(r[2]) for r in wrows if r[0] == 2), None)
-        lines += ["", f"Scoring workers: N processes (1 thread each) each run `learning.selection.streaming."
+        lines += ["", f"Scoring workers{_elsewhere(workers, machine)}: N processes (1 thread each) each run `learning.selection.streaming."
                       f"score_shard` (what the Celery `learning.score_shard` task runs) on every N-th 256-image "
                       f"shard of the first {WORKER_IMAGES:,} images; throughput = images / wall time of the slowest "
                       "(median of runs).", "",
@@ -434,7 +442,7 @@ def render(records: list[dict]) -> str:
             lines += ["", f"2 workers: **{two / one:.2f}×** the throughput of 1 (on 2 cores shared with other work)."]
     if real:
         r = real[-1]
-        lines += ["", f"Real size: {r['images']} images of {REAL[1]}×{REAL[0]} scored at {REAL_SCORING[1]}×"
+        lines += ["", f"Real size{_elsewhere(real, machine)}: {r['images']} images of {REAL[1]}×{REAL[0]} scored at {REAL_SCORING[1]}×"
                       f"{REAL_SCORING[0]} ({REAL_ARCH}, SLIC superpixels): streamed scoring {r['score_s']:.1f} s, "
                       f"of which the bare forward pass {r['forward_s']:.1f} s "
                       f"(**{100 * r['forward_s'] / r['score_s']:.0f}%**); the store keeps "
