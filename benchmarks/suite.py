@@ -448,6 +448,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--datasets", nargs="+", choices=datasets.NAMES, default=list(datasets.NAMES))
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1: several processes or machines can each run "
+                             "their own seeds into the same records")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--percent", type=float, default=1.0)
     parser.add_argument("--steps-initial", type=int)
@@ -487,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             key = settings.key(name)
             done = {(r.arm, r.seed) for r in load_records(path) if r.key == key}
-            todo = [(seed, arm) for seed in range(args.seeds) for arm in args.arms if (arm, seed) not in done]
+            seeds = range(args.first_seed, args.first_seed + args.seeds)
+            todo = [(seed, arm) for seed in seeds for arm in args.arms if (arm, seed) not in done]
             if not todo:
                 continue
             sim = Simulation(name, settings)
