@@ -13,47 +13,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from annotator.models import Annotation, Image, Job, Query, Round, Suggestion
-from tests.factories import make_model_version, make_round
+from annotator.models import Query
+from tests.factories import add_rows
 
 pytestmark = pytest.mark.django_db
 
 POOL = 2000
-
-
-def add_rows(project, users, *, images: int, start: int = 0, rounds: int = 3, queries_per_round: int = 150):
-    """Bulk rows: ``images`` pool images (plus a few val/source), rounds with queries, answers, suggestions, jobs."""
-    rows = [Image(project=project, file=f"images/{start + i:06d}.jpg", original_name=f"frame_{start + i:06d}.jpg",
-                  width=64, height=48, checksum=f"{start + i:064x}", domain=Image.Domain.TARGET,
-                  split=Image.Split.POOL) for i in range(images)]
-    rows += [Image(project=project, file=f"images/v{start + i:06d}.jpg", original_name=f"val_{start + i:06d}.jpg",
-                   width=64, height=48, checksum=f"v{start + i:063x}", domain=Image.Domain.TARGET,
-                   split=Image.Split.VAL, gt_mask=f"masks/v{start + i}.png") for i in range(images // 40)]
-    Image.objects.bulk_create(rows)
-    pool = list(project.images.filter(split=Image.Split.POOL).order_by("-pk")[:images])
-    first = project.rounds.count()
-    for r in range(rounds):
-        number = first + r
-        version = make_model_version(project, metrics={"miou": 0.3 + 0.01 * number})
-        round_ = make_round(project, number=number, model_version=version,
-                            state=Round.State.LABELING if r == rounds - 1 else Round.State.CLOSED)
-        chosen = pool[r * queries_per_round:(r + 1) * queries_per_round]
-        queries = Query.objects.bulk_create([
-            Query(round=round_, image=image, score=0.5, priority=i, pixels=image.pixels,
-                  status=Query.Status.SUBMITTED if i % 2 else Query.Status.PENDING,
-                  assignee=users["annotator"] if i % 2 else None)
-            for i, image in enumerate(chosen)])
-        queries = list(round_.queries.order_by("pk"))
-        Suggestion.objects.bulk_create([
-            Suggestion(query=q, model_version=version, coverage=0.5, precision=0.9,
-                       mask=f"suggestions/{q.pk}.png", confidence=f"suggestions/{q.pk}c.png") for q in queries])
-        Annotation.objects.bulk_create([
-            Annotation(image=q.image, query=q, version=1, author=users["annotator"], time_spent_seconds=20.0,
-                       is_submitted=True, labeled_pixels=q.pixels, mask_checksum=f"{q.pk:064x}",
-                       mask=f"annotations/{q.pk}.png")
-            for q in queries if q.status == Query.Status.SUBMITTED])
-        Job.objects.bulk_create([Job(project=project, round=round_, kind=Job.Kind.ROUND, state=Job.State.SUCCEEDED)
-                                 for _ in range(3)])
 
 
 @pytest.fixture

@@ -18,3 +18,21 @@ def test_selection_times_take_every_repeat_and_older_single_times():
             {"select_s": 4.0, "select_cpu_s": 3.5}]
     assert selection_times(runs) == [1.0, 2.0, 3.0, 4.0]
     assert selection_times(runs, "select_cpu") == [0.9, 3.5]
+
+
+def test_the_database_scale_table_gives_each_view_its_growth_and_names_the_worst():
+    from benchmarks.scale_db import ROUND_POOL, render
+
+    def rec(view, pool, ms, queries=4, started="2026-12-02T15:00:00"):
+        return {"machine": "m", "command": "c", "started": started, "pool": pool, "view": view, "median_ms": ms,
+                "runs_ms": [ms], "queries": queries, "bytes": 10}
+
+    old = [rec("API jobs", 1000, 1.0, started="2026-11-01T00:00:00")]  # an older campaign is not shown
+    records = old + [rec("API jobs", 1000, 10.0), rec("API jobs", 100000, 12.0),
+                     rec("dashboard page", 1000, 100.0, 30), rec("dashboard page", 100000, 250.0, 30),
+                     rec(ROUND_POOL, 1000, 50.0, 3), rec(ROUND_POOL, 100000, 5000.0, 3)]
+    text = render(records)
+    assert "| API jobs | 10.0 (4) | 12.0 (4) | 1.2× |" in text
+    assert "| dashboard page | 100.0 (30) | 250.0 (30) | 2.5× |" in text
+    # round_pool grows with the pool by design: the verdict is about the paged views.
+    assert "*dashboard page*: 2.5×" in text and "stay the same" in text
