@@ -8,7 +8,6 @@ touches torch.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence, Union
 
