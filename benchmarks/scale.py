@@ -384,13 +384,16 @@ def render(records: list[dict]) -> str:
     machine = next((r["machine"] for r in records), report.machine_description())
     command = next((r["command"] for r in records), "python benchmarks/scale.py")
     rows = []
-    for count in sorted({r["pool"] for r in pools}):
+    sizes = sorted({r["pool"] for r in pools})
+    # Median selection time (wall, CPU) of each pool size, over every round step of its runs.
+    by = {n: [statistics.median(selection_times([r for r in pools if r["pool"] == n], name))
+              for name in ("select", "select_cpu")] for n in sizes}
+    for count in sizes:
         runs = sorted((r for r in pools if r["pool"] == count), key=lambda r: r["run"])
         first = runs[0]
         rate = (f"{first['images_scored']:,} in {first['score_s']:.0f} s "
                 f"({first['images_scored'] / first['score_s']:.0f} img/s)") if first["images_scored"] else "–"
-        rows.append([f"{count:,}", f"{statistics.median(selection_times(runs)):.2f}",
-                     f"{statistics.median(selection_times(runs, 'select_cpu')):.2f}",
+        rows.append([f"{count:,}", f"{by[count][0]:.2f}", f"{by[count][1]:.2f}",
                      f"{max(r['peak_rss_mb'] for r in runs):.0f}", f"{first['store_mb']:.1f}", rate,
                      f"{statistics.median(r['suggest_s'] for r in runs):.1f}",
                      f"{first['queries']:,}", f"{sum(r['cpu_s'] for r in runs) / 60:.1f}",
@@ -415,9 +418,6 @@ def render(records: list[dict]) -> str:
                                "suggest s", "queries", "CPU min (all runs)", "load", "runs"], rows),
     ]
     if len(rows) >= 2:
-        sizes = sorted({r["pool"] for r in pools})
-        by = {n: [statistics.median(selection_times([r for r in pools if r["pool"] == n], name))
-                  for name in ("select", "select_cpu")] for n in sizes}
         growth = [f"{a:,} → {b:,} images ({b // a}×): {by[b][0] / by[a][0]:.1f}× by wall time, "
                   f"{by[b][1] / by[a][1]:.1f}× by CPU time" for a, b in zip(sizes, sizes[1:])]
         slope = [growth_exponent(sizes, [by[n][i] for n in sizes]) for i in (0, 1)]

@@ -142,7 +142,8 @@ class Simulation:
 
     def pretrain(self, config, seed: int) -> tuple[str, float]:
         """The app's self-supervised pretraining (learning.pretrain) on the source and pool images, never the
-        validation ones; returns the encoder file and the seconds it took (0 when a finished run was found)."""
+        validation ones; returns the encoder file and the seconds the whole run took (a finished run found on disk
+        gives its recorded seconds)."""
         from learning.data import Sample
         from learning.pretrain import pretrain_encoder, round0_pretrain_config
 

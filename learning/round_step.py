@@ -196,9 +196,7 @@ def validation_predictions(model: nn.Module, samples: Sequence[Sample], *, size:
                                                    batch_size=batch_size, device=device,
                                                    max_output_pixels=MAX_VALIDATION_PIXELS)):
         predictions.append((prediction.label, prediction.confidence))
-        truth = load_mask(sample.mask)
-        truths.append(truth if truth.shape == prediction.label.shape
-                      else resize_nearest(truth, prediction.label.shape))
+        truths.append(resize_nearest(load_mask(sample.mask), prediction.label.shape))  # as it is when sizes match
     return Calibration(predictions, truths)
 
 
