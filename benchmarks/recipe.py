@@ -5,7 +5,8 @@ trained exactly as the app trains it: ``learning.recipe.round_train_config``
 with the app's defaults (architecture, steps, learning rate, size from the
 images, output-space adversarial adaptation on the unlabeled target pool),
 changing only the loss: plain cross-entropy, ENet or square-root class
-weights, or cross-entropy + soft Dice (the default). Each model is scored on
+weights, or cross-entropy + soft Dice (the default); and optionally the
+training resolution within a fixed time budget. Each model is scored on
 the dataset's target validation split: mIoU, every class's IoU, and every
 class's *precision* (of the pixels predicted as the class, the share that
 is that class) next to how much of the image it paints against the truth:
@@ -13,6 +14,8 @@ a class that floods the image shows a low precision and a painted share far
 above the true one.
 
     python benchmarks/recipe.py --datasets polyp demo --threads 1
+    python benchmarks/recipe.py --datasets polyp --arms ce_dice --minutes 20 --steps 5000 \
+        --max-train-pixels 76800 27648      # resolution against steps within the same 20 minutes
     python benchmarks/recipe.py --report-only          # re-render docs/BENCHMARKS.md from the records
 
 Finished runs are appended to benchmarks/results/recipe.jsonl (tracked).
@@ -58,6 +61,8 @@ class RecipeRecord:
     true_share: list  # share of validation pixels that are each class
     train_seconds: float
     cpu_seconds: float
+    max_train_pixels: int = 240 * 320  # the size cap round 0 trained under (learning.recipe.auto_train_size)
+    minutes: float = 0.0  # round 0's time budget (0: every planned step)
 
 
 def confusion(model, val, size, num_classes: int) -> np.ndarray:
@@ -68,7 +73,8 @@ def confusion(model, val, size, num_classes: int) -> np.ndarray:
     return image_confusions([p for p, _ in calibration.predictions], calibration.truths, num_classes).sum(0)
 
 
-def run(name: str, arm: str, *, seed: int, steps: int | None) -> RecipeRecord:
+def run(name: str, arm: str, *, seed: int, steps: int | None, max_train_pixels: int | None = None,
+        minutes: float = 0.0) -> RecipeRecord:
     from learning.data import load_image
     from learning.models import build_model
     from learning.promotion import class_iou, miou_of
@@ -81,6 +87,9 @@ def run(name: str, arm: str, *, seed: int, steps: int | None) -> RecipeRecord:
                               class_weighting=weighting, dice_weight=dice)
     if steps:
         settings = replace(settings, steps_initial=steps)
+    if max_train_pixels:
+        settings = replace(settings, max_train_pixels=max_train_pixels)
+    settings = replace(settings, initial_minutes=minutes)
     sizes = [load_image(s.image).shape[:2] for s in data.pool[:50]]
     config = round_train_config(settings, round_index=seed, warm_start=False, image_sizes=sizes)
     unlabeled = [replace(s, mask=None) for s in data.pool]
@@ -94,7 +103,7 @@ def run(name: str, arm: str, *, seed: int, steps: int | None) -> RecipeRecord:
     return RecipeRecord(
         name, arm, seed, result.steps, list(config.size), miou_of(matrix), class_iou(matrix),
         [float(t / p) if p else None for t, p in zip(tp, predicted)], list(predicted / total), list(truth / total),
-        round(seconds, 1), round(cpu_seconds, 1))
+        round(seconds, 1), round(cpu_seconds, 1), settings.max_train_pixels, minutes)
 
 
 def load_records(path: Path) -> list[RecipeRecord]:
@@ -112,7 +121,9 @@ def render(records: list[RecipeRecord]) -> str:
         "",
         "Round 0 trained as the app trains it (`learning.recipe.round_train_config`: DeepLabV3-MobileNetV3 from "
         "random initialisation, the app's step count and learning rate, size from the images, output-space "
-        "adversarial adaptation on the unlabeled target pool); only the loss differs. Scored on each dataset's "
+        "adversarial adaptation on the unlabeled target pool); the loss differs, and where a row says so the "
+        "training size (`--max-train-pixels`: lower resolution, more steps a minute) and round 0's time budget "
+        "(`--minutes`: the steps that fit, the schedule rescaled to them). Scored on each dataset's "
         "target validation split. *Precision* of a class: of the pixels predicted as it, the share that are it; "
         "*painted / true*: its share of the predicted pixels against its share of the truth (far above 1: the "
         "class floods the image).",
@@ -124,14 +135,26 @@ def render(records: list[RecipeRecord]) -> str:
         data_classes = datasets.load(name).class_names if datasets.available(name) else []
         lines += ["", f"### {name}", "",
                   report.markdown_table(
-                      ["recipe", "seeds", "mIoU", "worst class IoU", "lowest precision (class)", "most flooded class (painted / true)",
-                       "steps", "CPU min / run"],
-                      [_row(arm, [r for r in rows if r.arm == arm], data_classes) for arm in ARMS
-                       if any(r.arm == arm for r in rows)])]
+                      ["recipe", "train size", "budget", "seeds", "mIoU", "worst class IoU", "lowest precision (class)",
+                       "most flooded class (painted / true)", "steps", "CPU min / run"],
+                      [_row(variant, group, data_classes) for variant, group in variants(rows).items()])]
     return "\n".join(lines)
 
 
-def _row(arm: str, runs: list[RecipeRecord], classes: list[str]) -> list:
+def variant_of(record: RecipeRecord) -> tuple:
+    """What a run compares: the loss arm, the training size, and its budget (minutes, or planned steps)."""
+    return (record.arm, tuple(record.size), record.minutes, None if record.minutes else record.steps)
+
+
+def variants(rows: list[RecipeRecord]) -> dict[tuple, list[RecipeRecord]]:
+    order = list(ARMS)
+    out: dict[tuple, list[RecipeRecord]] = {}
+    for record in sorted(rows, key=lambda r: (order.index(r.arm), -r.size[0] * r.size[1], r.minutes)):
+        out.setdefault(variant_of(record), []).append(record)
+    return out
+
+
+def _row(variant: tuple, runs: list[RecipeRecord], classes: list[str]) -> list:
     def name(i: int) -> str:
         return classes[i] if i < len(classes) else str(i)
 
@@ -141,9 +164,13 @@ def _row(arm: str, runs: list[RecipeRecord], classes: list[str]) -> list:
     ratio = np.array([[p / t if t else np.nan for p, t in zip(r.painted_share, r.true_share)] for r in runs]).mean(0)
     worst, low, flood = int(np.nanargmin(iou)), int(np.nanargmin(precision)), int(np.nanargmax(ratio))
     spread = f" ± {np.std(miou):.1f}" if len(miou) > 1 else ""
-    return [ARMS[arm][2], len(runs), f"{100 * np.mean(miou):.1f}{spread}", f"{100 * iou[worst]:.1f} ({name(worst)})",
+    arm, size, minutes, _ = variant
+    steps = [r.steps for r in runs]
+    return [ARMS[arm][2], f"{size[0]}×{size[1]}", f"{minutes:g} min" if minutes else "every step", len(runs),
+            f"{100 * np.mean(miou):.1f}{spread}", f"{100 * iou[worst]:.1f} ({name(worst)})",
             f"{100 * precision[low]:.1f} ({name(low)})", f"{ratio[flood]:.2f} ({name(flood)})",
-            runs[0].steps, f"{np.mean([r.cpu_seconds for r in runs]) / 60:.1f}"]
+            steps[0] if len(set(steps)) == 1 else f"{min(steps)}–{max(steps)}",
+            f"{np.mean([r.cpu_seconds for r in runs]) / 60:.1f}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--steps", type=int, help="round-0 steps (default: the app's)")
+    parser.add_argument("--max-train-pixels", type=int, nargs="+", default=[0], metavar="PIXELS",
+                        help="round 0's training-size caps to compare (learning.recipe.auto_train_size; 0: the app's)")
+    parser.add_argument("--minutes", type=float, default=0.0,
+                        help="round 0's time budget (the recipe's initial_minutes; 0: every planned step); with it, "
+                             "give --steps large enough that the budget, not the count, ends training")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--records", default=str(RECORDS))
     parser.add_argument("--report-only", action="store_true")
@@ -162,16 +194,20 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     path = Path(args.records)
     if not args.report_only:
-        done = {(r.dataset, r.arm, r.seed, r.steps) for r in load_records(path)}
+        from learning.recipe import DEFAULT_MAX_TRAIN_PIXELS
+
+        done = {(r.dataset, r.arm, r.seed, r.steps, r.max_train_pixels, r.minutes) for r in load_records(path)}
         for name in args.datasets:
             if not datasets.available(name):
                 print(f"{name}: dataset not found, skipped")
                 continue
             for seed in range(args.seeds):
-                for arm in args.arms:
-                    if any(d[:3] == (name, arm, seed) and (args.steps is None or d[3] == args.steps) for d in done):
+                for arm, pixels in [(a, p or DEFAULT_MAX_TRAIN_PIXELS) for p in args.max_train_pixels for a in args.arms]:
+                    if any(d[:3] == (name, arm, seed) and d[4:] == (pixels, args.minutes)
+                           and (args.steps is None or args.minutes or d[3] == args.steps) for d in done):
                         continue
-                    record = run(name, arm, seed=seed, steps=args.steps)
+                    record = run(name, arm, seed=seed, steps=args.steps, max_train_pixels=pixels,
+                                 minutes=args.minutes)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     with open(path, "a") as handle:
                         handle.write(json.dumps(asdict(record)) + "\n")

@@ -37,12 +37,12 @@ def options(steps: int) -> dict[str, list[str]]:
 def suite_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
     return ["--datasets", args.dataset, "--arms", "ours", "--seeds", str(args.seeds), "--rounds", str(args.rounds),
             "--steps-initial", str(args.steps_initial), "--round-minutes", "0", "--threads", str(args.threads),
-            "--records", str(args.records), "--no-write", *extra]
+            "--records", str(args.records), "--no-write", "--promotion", args.promotion, *extra]
 
 
 def settings_key(args: argparse.Namespace, extra: list[str]) -> str:
     """The suite's record key of an option: from the very arguments the suite runs with."""
-    return suite.settings_of(suite.parse_args(suite_args(args, extra))).key(args.dataset)
+    return suite.settings_of(suite.parse_args(suite_args(args, extra) + ["--report-only"])).key(args.dataset)
 
 
 def summary(records: list) -> dict[str, float] | None:
@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=Path, default=suite.RECORDS)
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--promotion", default=suite.current_promotion_rule(),
+                        choices=(suite.current_promotion_rule(), suite.LEGACY_PROMOTION),
+                        help="the keep-best rule whose records to render (see benchmarks/suite.py --promotion)")
     args = parser.parse_args(argv)
     import torch
 

@@ -39,6 +39,9 @@ if str(ROOT) not in sys.path:
 from benchmarks import datasets, report  # noqa: E402
 
 RECORDS = ROOT / "benchmarks" / "results" / "suite.jsonl"
+# Keep-best before learning.promotion.MAX_DROP (a bootstrap interval alone): what the older records ran under.
+# Only --report-only can ask for it; a run always uses the app's rule.
+LEGACY_PROMOTION = "bootstrap"
 BASES = ROOT / "var" / "bench" / "suite"  # round-0 models, reused by reruns with the same round-0 config
 ARMS = {  # name: (strategy, query unit, label)
     "ours": ("adaptive", "region", "ours (adaptive, regions)"),
@@ -57,6 +60,8 @@ class SuiteSettings:
     round_minutes: float | None = None  # None: the app's default budget
     recipe: tuple[tuple[str, str], ...] = ()  # further RecipeSettings overrides (name, value), e.g. an ablation
     pretrained: str = "none"  # round 0's backbone: "none" (random init) or "ssl" (the app's self-supervised pretraining)
+    # The keep-best rule the records ran under (learning.promotion.RULE); LEGACY_PROMOTION: before MAX_DROP.
+    promotion: str = "bootstrap"
 
     def recipe_overrides(self) -> dict:
         from dataclasses import fields
@@ -77,6 +82,8 @@ class SuiteSettings:
         settings = asdict(self)
         if settings["pretrained"] == "none":  # the settings before the option existed: their records keep their keys
             del settings["pretrained"]
+        if settings["promotion"] == LEGACY_PROMOTION:  # likewise the records of the rule before MAX_DROP
+            del settings["promotion"]
         return hashlib.sha1(json.dumps([dataset, settings], sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -324,17 +331,25 @@ def verdicts(records: list[RoundRecord], names: list[str] = ()) -> list[str]:
                 lines.append(f"round {r} ({_mean(x.labeled_percent for x in ours[r]):.1f} % labeled): ours at "
                              f"{100 * mine / ceiling:.0f} % of full supervision; {gap}" if ceiling > 0 else "")
     lines += round0_precision_verdict(records, names=names)
+    lines += keep_best_verdict(records, spread if rounds and random_region else None)
+    return [line for line in lines if line]
+
+
+def keep_best_verdict(records: list[RoundRecord], spread: float | None) -> list[str]:
+    """How many candidates keep-best rejected, and the largest drop of a promoted one against the seed spread."""
+    if not records:
+        return []
     rejected = [r for r in records if r.round > 0 and not r.promoted]
     drops = []
     for record in records:
         before = [x for x in records if (x.arm, x.seed, x.round) == (record.arm, record.seed, record.round - 1)]
         if record.round > 0 and record.promoted and before:
             drops.append(before[0].miou - record.miou)
-    worst = max(drops, default=0.0)
-    lines.append(f"keep-best: {len(rejected)} of {sum(1 for r in records if r.round > 0)} candidate models rejected as "
-                 f"worse beyond noise; the largest drop of a promoted model below its predecessor: "
-                 f"{100 * max(worst, 0.0):.1f} mIoU (within the validation bootstrap's noise)" if records else "")
-    return [line for line in lines if line]
+    worst = max(max(drops, default=0.0), 0.0)
+    target = ("" if spread is None else
+              f" ({'within' if worst <= spread else 'above'} the seed spread {100 * spread:.1f}; target: within it)")
+    return [f"keep-best: {len(rejected)} of {sum(1 for r in records if r.round > 0)} candidate models rejected; the "
+            f"largest drop of a promoted model below its predecessor: {100 * worst:.1f} mIoU{target}"]
 
 
 def round0_precision_verdict(records: list[RoundRecord], floor: float = 0.5, names: list[str] = ()) -> list[str]:
@@ -465,16 +480,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--records", default=str(RECORDS))
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--promotion", choices=(current_promotion_rule(), LEGACY_PROMOTION),
+                        default=current_promotion_rule(),
+                        help="render the records of this keep-best rule (runs always use the app's: "
+                             f"{current_promotion_rule()!r}; {LEGACY_PROMOTION!r}, the rule before a promoted model's "
+                             "drop was capped, with --report-only)")
     parser.add_argument("--section", default="suite",
                         help="the docs/BENCHMARKS.md sections to write, <section>_<dataset> (e.g. one name per "
                              "ablation, so none overwrites another)")
     return parser.parse_args(argv)
 
 
+def current_promotion_rule() -> str:
+    from learning.promotion import RULE
+
+    return RULE
+
+
 def settings_of(args: argparse.Namespace) -> SuiteSettings:
     """The settings a command line asks for: what keys its records."""
+    if args.promotion != current_promotion_rule() and not args.report_only:
+        raise SystemExit(f"--promotion {args.promotion!r}: only --report-only renders another rule's records; "
+                         f"a run uses the app's rule ({current_promotion_rule()!r})")
     return SuiteSettings(args.rounds, args.percent, args.steps_initial, args.steps_per_round, args.round_minutes,
-                         tuple(tuple(item.split("=", 1)) for item in args.recipe), args.pretrained)
+                         tuple(tuple(item.split("=", 1)) for item in args.recipe), args.pretrained, args.promotion)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -513,6 +542,9 @@ def main(argv: list[str] | None = None) -> int:
             + (f"; recipe overrides {', '.join(f'{k}={v}' for k, v in settings.recipe)}" if settings.recipe else "")
             + ("; round 0 after the app's self-supervised pretraining on the source and pool images (its time "
                "counted in round 0's)" if settings.pretrained == "ssl" else "")
+            + f"; keep-best rule: {settings.promotion}"
+            + (" (a bootstrap interval alone, before a promoted model's drop was capped)"
+               if settings.promotion == LEGACY_PROMOTION else " (learning.promotion)")
             + ".")
     for name in args.datasets:  # one section (and plot) per dataset: each may have run with its own settings
         rows = [r for r in records if r.key == settings.key(name)]

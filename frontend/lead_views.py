@@ -40,6 +40,7 @@ from annotator.services.projects import (
 )
 from annotator.services.rounds import job_retry, project_readiness, project_start, round_close
 from annotator.services.uploads import UPLOAD_SPLITS
+from learning.promotion import MAX_DROP
 from models_store.models import ModelVersion
 from models_store.selectors import model_version_current
 from models_store.services import model_version_promote
@@ -434,7 +435,8 @@ def _serving_context(project: Project) -> dict:
     serving = model_version_current(project=project)
     first = ModelVersion.objects.filter(project=project).order_by("version").first()
     return {"serving_pk": serving.pk if serving else None, "serving_version": serving.version if serving else None,
-            "first_backbone": ((first.metrics or {}).get("pretrained") or {}).get("description") if first else None}
+            "first_backbone": ((first.metrics or {}).get("pretrained") or {}).get("description") if first else None,
+            "keep_best_max_drop": f"{100 * MAX_DROP:g}"}
 
 
 @login_required

@@ -34,6 +34,7 @@ def test_the_dashboard_shows_both_models_with_the_reason_and_offers_to_promote(p
     page = client(users, "lead").get(reverse("project-dashboard", args=[project.pk])).content.decode()
     assert "worse beyond noise: -19.0 mIoU points" in page and "the project&#x27;s first model" in page
     assert "serving" in page and "Round 0 started from: <strong>random initialisation</strong>" in page
+    assert "at most 1 mIoU point below the current one" in page  # the rule's cap, from learning.promotion
     assert reverse("modelversion-promote", args=[project.pk, second.pk]) in page
     assert reverse("modelversion-promote", args=[project.pk, first.pk]) not in page  # it serves already
 

@@ -1,9 +1,12 @@
-"""Keep-best: a new model replaces the current one unless it is worse beyond noise on the same images."""
+"""Keep-best: a new model replaces the current one unless it is worse on the same images: beyond noise, or by
+more than the drop a promoted model may ever show (learning.promotion.MAX_DROP)."""
 from __future__ import annotations
 
 import numpy as np
 
 from learning.promotion import (
+    MAX_DROP,
+    TOLERANCE,
     decide_on_training,
     decide_on_validation,
     image_confusions,
@@ -45,12 +48,25 @@ def test_a_clearly_worse_model_is_rejected_and_a_clearly_better_one_promoted():
     assert promoted.promote and promoted.difference > 0 and promoted.images == 20
 
 
-def test_a_difference_within_noise_keeps_the_new_model():
+def test_a_difference_within_noise_and_the_allowed_drop_keeps_the_new_model():
     truths = masks(20)
-    a = image_confusions(noisy(truths, 0.10, 3), truths, 2)
-    b = image_confusions(noisy(truths, 0.10, 4), truths, 2)
+    a = image_confusions(noisy(truths, 0.10, 5), truths, 2)
+    b = image_confusions(noisy(truths, 0.10, 15), truths, 2)
     decision = decide_on_validation(a, b)
-    assert decision.promote and decision.low < 0 and abs(decision.difference) < 0.03
+    assert -MAX_DROP < decision.difference < 0 and decision.low < 0 < decision.high
+    assert decision.promote
+    assert ("within the 1.0 point" if decision.difference < 0 else "not worse") in decision.reason
+
+
+def test_a_drop_beyond_the_allowed_one_is_rejected_even_within_noise():
+    """Few validation images: the interval spans zero, yet a 2-point drop never replaces the current model."""
+    truths = masks(6)
+    current = image_confusions(noisy(truths, 0.10, 5), truths, 2)
+    candidate = image_confusions(noisy(truths, 0.13, 6), truths, 2)
+    decision = decide_on_validation(candidate, current)
+    assert -0.2 < decision.difference < -MAX_DROP and decision.high > -TOLERANCE  # noise alone would promote it
+    assert not decision.promote and "lower by more than the 1.0 point" in decision.reason
+    assert decide_on_validation(candidate, current, max_drop=1.0).promote  # the cap is what rejected it
 
 
 def test_without_validation_the_training_loss_decides():

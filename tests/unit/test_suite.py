@@ -1,6 +1,8 @@
 """The dataset suite's verdicts, from hand-made records (benchmarks/suite.py; the runs themselves are benchmarks)."""
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import suite
 from benchmarks.suite import RoundRecord, verdicts
 
@@ -18,6 +20,15 @@ def test_verdicts_state_the_gap_to_random_the_share_closed_and_keep_best_drops()
     assert "round 1 (1.0 % labeled): ours at 94 % of full supervision; share of the gap random regions leave " \
            "that ours closes: 50%" in lines
     assert lines[-1].startswith("keep-best: 1 of 6 candidate models rejected") and "1.0 mIoU" in lines[-1]
+
+
+def test_keep_best_verdict_weighs_the_largest_promoted_drop_against_the_seed_spread():
+    from benchmarks.suite import keep_best_verdict
+
+    records = [record("ours", 0, 0.50), record("ours", 1, 0.52), record("ours", 2, 0.505)]
+    assert keep_best_verdict(records, 0.02)[0].endswith("1.5 mIoU (within the seed spread 2.0; target: within it)")
+    assert "(above the seed spread 1.0;" in keep_best_verdict(records, 0.01)[0]
+    assert keep_best_verdict(records, None)[0].endswith("1.5 mIoU") and keep_best_verdict([], 0.01) == []
 
 
 def test_verdicts_compare_ours_with_random_against_the_seed_spread():
@@ -72,11 +83,21 @@ def test_round_zero_precision_verdict_names_a_flooding_or_missing_class():
     assert round0_precision_verdict([record("ours", 0, 0.5)]) == []  # records from before precision was kept
 
 
-def test_settings_keys_of_tracked_records_stay_and_ssl_gets_its_own():
-    from benchmarks.suite import SuiteSettings
+def test_settings_keys_of_tracked_records_stay_and_ssl_and_the_promotion_rule_get_their_own():
+    from benchmarks.suite import LEGACY_PROMOTION, SuiteSettings
+    from learning.promotion import RULE
 
-    # The CamVid campaign's records (benchmarks/results/suite.jsonl) are found by this key.
+    # The CamVid campaign's records under the rule before MAX_DROP (benchmarks/results/suite.jsonl): this key.
     assert SuiteSettings(5, 1.0, 300, 40, 0.0).key("camvid") == "90af771ee55a"
-    plain, ssl = SuiteSettings(3, 1.0, 300), SuiteSettings(3, 1.0, 300, pretrained="ssl")
+    assert SuiteSettings(5, 1.0, 300, 40, 0.0, promotion=LEGACY_PROMOTION).key("camvid") == "90af771ee55a"
+    current = SuiteSettings(5, 1.0, 300, 40, 0.0, promotion=RULE)
+    assert current.key("camvid") != "90af771ee55a"
+    plain, ssl = (SuiteSettings(3, 1.0, 300, promotion=RULE), SuiteSettings(3, 1.0, 300, pretrained="ssl", promotion=RULE))
     assert plain.key("polyp") != ssl.key("polyp")
     assert suite.settings_of(suite.parse_args(["--pretrained", "ssl", "--rounds", "3", "--steps-initial", "300"])) == ssl
+    # A run always uses the app's rule; the legacy one can only be rendered.
+    legacy = ["--promotion", LEGACY_PROMOTION, "--rounds", "5", "--steps-initial", "300", "--steps-per-round", "40",
+              "--round-minutes", "0"]
+    with pytest.raises(SystemExit, match="only --report-only"):
+        suite.settings_of(suite.parse_args(legacy))
+    assert suite.settings_of(suite.parse_args(legacy + ["--report-only"])).key("camvid") == "90af771ee55a"
