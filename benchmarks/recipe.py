@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--steps", type=int, help="round-0 steps (default: the app's)")
     parser.add_argument("--max-train-pixels", type=int, nargs="+", default=[0], metavar="PIXELS",
-                        help="round 0's training-size caps to compare (learning.recipe.auto_train_size; 0: the app's)")
+                        help="round 0's training-size caps to compare (learning.recipe.auto_train_size; 0: the app's for "
+                             "this machine's device)")
     parser.add_argument("--minutes", type=float, default=0.0,
                         help="round 0's time budget (the recipe's initial_minutes; 0: every planned step); with it, "
                              "give --steps large enough that the budget, not the count, ends training")
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     path = Path(args.records)
     if not args.report_only:
-        from learning.recipe import DEFAULT_MAX_TRAIN_PIXELS
+        from learning.recipe import default_max_train_pixels
 
         done = {(r.dataset, r.arm, r.seed, r.steps, r.max_train_pixels, r.minutes) for r in load_records(path)}
         for name in args.datasets:
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: dataset not found, skipped")
                 continue
             for seed in range(args.seeds):
-                for arm, pixels in [(a, p or DEFAULT_MAX_TRAIN_PIXELS) for p in args.max_train_pixels for a in args.arms]:
+                for arm, pixels in [(a, p or default_max_train_pixels()) for p in args.max_train_pixels for a in args.arms]:
                     if any(d[:3] == (name, arm, seed) and d[4:] == (pixels, args.minutes)
                            and (args.steps is None or args.minutes or d[3] == args.steps) for d in done):
                         continue

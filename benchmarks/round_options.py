@@ -37,7 +37,7 @@ def options(steps: int) -> dict[str, list[str]]:
 def suite_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
     return ["--datasets", args.dataset, "--arms", "ours", "--seeds", str(args.seeds), "--rounds", str(args.rounds),
             "--steps-initial", str(args.steps_initial), "--round-minutes", "0", "--threads", str(args.threads),
-            "--records", str(args.records), "--no-write", "--promotion", args.promotion, *extra]
+            "--records", str(args.records), "--no-write", "--promotion", args.promotion, "--train-pixels", str(args.train_pixels), *extra]
 
 
 def settings_key(args: argparse.Namespace, extra: list[str]) -> str:
@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--promotion", default=suite.current_promotion_rule(),
                         choices=(suite.current_promotion_rule(), suite.LEGACY_PROMOTION),
                         help="the keep-best rule whose records to render (see benchmarks/suite.py --promotion)")
+    parser.add_argument("--train-pixels", type=int, default=0,
+                        help="training-size cap (see benchmarks/suite.py --train-pixels; 0: the app's default)")
     args = parser.parse_args(argv)
     import torch
 

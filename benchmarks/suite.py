@@ -42,6 +42,7 @@ RECORDS = ROOT / "benchmarks" / "results" / "suite.jsonl"
 # Keep-best before learning.promotion.MAX_DROP (a bootstrap interval alone): what the older records ran under.
 # Only --report-only can ask for it; a run always uses the app's rule.
 LEGACY_PROMOTION = "bootstrap"
+LEGACY_TRAIN_PIXELS = 240 * 320  # every run's training-size cap before learning.recipe.default_max_train_pixels
 BASES = ROOT / "var" / "bench" / "suite"  # round-0 models, reused by reruns with the same round-0 config
 ARMS = {  # name: (strategy, query unit, label)
     "ours": ("adaptive", "region", "ours (adaptive, regions)"),
@@ -62,6 +63,8 @@ class SuiteSettings:
     pretrained: str = "none"  # round 0's backbone: "none" (random init) or "ssl" (the app's self-supervised pretraining)
     # The keep-best rule the records ran under (learning.promotion.RULE); LEGACY_PROMOTION: before MAX_DROP.
     promotion: str = "bootstrap"
+    # The training-size cap (RecipeSettings.max_train_pixels); LEGACY_TRAIN_PIXELS: before the CPU default came down.
+    train_pixels: int = 240 * 320
 
     def recipe_overrides(self) -> dict:
         from dataclasses import fields
@@ -84,6 +87,8 @@ class SuiteSettings:
             del settings["pretrained"]
         if settings["promotion"] == LEGACY_PROMOTION:  # likewise the records of the rule before MAX_DROP
             del settings["promotion"]
+        if settings["train_pixels"] == LEGACY_TRAIN_PIXELS:  # and those of the size cap before it depended on the device
+            del settings["train_pixels"]
         return hashlib.sha1(json.dumps([dataset, settings], sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -125,7 +130,8 @@ class Simulation:
         self.truth = {s.key: load_mask(s.mask) for s in self.data.pool}
         self.regions = {key: slic_regions(image) for key, image in self.images.items()}
         self.total = sum(m.size for m in self.truth.values())
-        recipe = RecipeSettings(arch="deeplabv3_mobilenet_v3_large", num_classes=self.data.num_classes)
+        recipe = RecipeSettings(arch="deeplabv3_mobilenet_v3_large", num_classes=self.data.num_classes,
+                                max_train_pixels=settings.train_pixels)
         self.recipe = replace(recipe, **settings.recipe_overrides())
         self.sizes = [image.shape[:2] for image in self.images.values()]
 
@@ -480,6 +486,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--records", default=str(RECORDS))
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--train-pixels", type=int, default=0,
+                        help="training-size cap (learning.recipe.auto_train_size); 0: the app's default for this "
+                             f"machine's device; {LEGACY_TRAIN_PIXELS} for the records from before that default")
     parser.add_argument("--promotion", choices=(current_promotion_rule(), LEGACY_PROMOTION),
                         default=current_promotion_rule(),
                         help="render the records of this keep-best rule (runs always use the app's: "
@@ -502,8 +511,11 @@ def settings_of(args: argparse.Namespace) -> SuiteSettings:
     if args.promotion != current_promotion_rule() and not args.report_only:
         raise SystemExit(f"--promotion {args.promotion!r}: only --report-only renders another rule's records; "
                          f"a run uses the app's rule ({current_promotion_rule()!r})")
+    from learning.recipe import default_max_train_pixels
+
     return SuiteSettings(args.rounds, args.percent, args.steps_initial, args.steps_per_round, args.round_minutes,
-                         tuple(tuple(item.split("=", 1)) for item in args.recipe), args.pretrained, args.promotion)
+                         tuple(tuple(item.split("=", 1)) for item in args.recipe), args.pretrained, args.promotion,
+                         args.train_pixels or default_max_train_pixels())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -542,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
             + (f"; recipe overrides {', '.join(f'{k}={v}' for k, v in settings.recipe)}" if settings.recipe else "")
             + ("; round 0 after the app's self-supervised pretraining on the source and pool images (its time "
                "counted in round 0's)" if settings.pretrained == "ssl" else "")
+            + f"; training-size cap {settings.train_pixels:,} pixels"
             + f"; keep-best rule: {settings.promotion}"
             + (" (a bootstrap interval alone, before a promoted model's drop was capped)"
                if settings.promotion == LEGACY_PROMOTION else " (learning.promotion)")

@@ -224,9 +224,10 @@ MASKLOOP_JOB_SWEEP_SECONDS = env_int("MASKLOOP_JOB_SWEEP_SECONDS", 60)
 MASKLOOP_ROUND_TRAIN_MINUTES = env_float("MASKLOOP_ROUND_TRAIN_MINUTES", 7.0)
 # Round 0 (training from scratch or a pretrained backbone) fits this budget too; 0 = every planned step.
 MASKLOOP_ROUND0_TRAIN_MINUTES = env_float("MASKLOOP_ROUND0_TRAIN_MINUTES", 20.0)
-# A project whose training size is 0 × 0 trains at its images' median shape, shrunk to this many pixels
-# (learning/recipe.py); a GPU deployment can afford more (e.g. 512 * 512).
-MASKLOOP_TRAIN_MAX_PIXELS = env_int("MASKLOOP_TRAIN_MAX_PIXELS", 240 * 320)
+# A project whose training size is 0 × 0 trains at its images' median shape, shrunk to this many pixels;
+# 0 = by the worker's device (learning.recipe.default_max_train_pixels: 144 × 192 on a CPU, 240 × 320 on
+# CUDA); a GPU deployment can afford more (e.g. 512 * 512).
+MASKLOOP_TRAIN_MAX_PIXELS = env_int("MASKLOOP_TRAIN_MAX_PIXELS", 0)
 # Where a project's round-0 backbone starts when the project says "deployment default":
 # auto | imagenet | file | ssl | none (learning/pretrained.py). "auto" takes ImageNet weights from
 # torch's hub cache ($TORCH_HOME), downloading them once on an online machine.

@@ -18,9 +18,13 @@ import numpy as np
 
 from learning.train import TrainConfig
 
-# Pixels per training crop when the size comes from the data: 240 × 320 is what a 2-core CPU trains
-# DeepLab-MobileNetV3 at in a round's minutes (docs/BENCHMARKS.md, round turnaround).
-DEFAULT_MAX_TRAIN_PIXELS = 240 * 320
+# Pixels per training image when the size comes from the data, by the device that trains. On a CPU fewer
+# pixels buy more steps within a round's minutes, and the steps are worth more than the pixels: round 0
+# given 15 minutes on a 2-core CPU at 144 × 192 against 240 × 320 (docs/BENCHMARKS.md, "Training recipe").
+CPU_MAX_TRAIN_PIXELS = 144 * 192
+# A CUDA worker keeps the size the app trained at before the CPU default came down (measured on no GPU here);
+# MASKLOOP_TRAIN_MAX_PIXELS raises it (e.g. 512 * 512).
+GPU_MAX_TRAIN_PIXELS = 240 * 320
 SIZE_MULTIPLE = 16  # the networks' output stride: sizes divisible by it keep feature maps aligned
 MIN_SIDE = 64
 
@@ -44,22 +48,32 @@ class RecipeSettings:
     pixel_contrastive: bool = False
     round_minutes: float = 7.0  # fine-tuning rounds fit this budget (0 = no budget)
     initial_minutes: float = 0.0  # round 0's budget (0 = no budget: every planned step)
-    max_train_pixels: int = DEFAULT_MAX_TRAIN_PIXELS
+    max_train_pixels: int | None = None  # None: default_max_train_pixels() of the device that trains
     class_weighting: str = DEFAULT_CLASS_WEIGHTING
     dice_weight: float = DEFAULT_DICE_WEIGHT
     target_label_share: float = DEFAULT_TARGET_LABEL_SHARE
     finetune_lr: float = 3e-4
 
 
-def auto_train_size(image_sizes: Sequence[tuple[int, int]], max_pixels: int = DEFAULT_MAX_TRAIN_PIXELS
-                    ) -> tuple[int, int]:
-    """A training size (H, W) from the images' own sizes: their median shape, shrunk to ``max_pixels``.
+def default_max_train_pixels(device_type: str | None = None) -> int:
+    """The training-size cap for ``device_type`` ("cpu", "cuda", ...; None: the device training picks)."""
+    if device_type is None:
+        from learning.device import pick_device
 
-    Never upscales (224 × 224 patches train at 224 × 224), keeps the median
-    aspect ratio, and rounds to multiples of :data:`SIZE_MULTIPLE`.
+        device_type = pick_device().type
+    return GPU_MAX_TRAIN_PIXELS if device_type == "cuda" else CPU_MAX_TRAIN_PIXELS
+
+
+def auto_train_size(image_sizes: Sequence[tuple[int, int]], max_pixels: int | None = None) -> tuple[int, int]:
+    """A training size (H, W) from the images' own sizes: their median shape, shrunk to ``max_pixels``
+    (None: :func:`default_max_train_pixels` of the device that trains).
+
+    Never upscales (224 × 224 patches train at 224 × 224 on a GPU), keeps the
+    median aspect ratio, and rounds to multiples of :data:`SIZE_MULTIPLE`.
     """
     if not image_sizes:
         raise ValueError("no images to take a training size from")
+    max_pixels = max_pixels or default_max_train_pixels()
     heights, widths = zip(*((int(h), int(w)) for h, w in image_sizes))
     height, width = float(np.median(heights)), float(np.median(widths))
     scale = min(1.0, math.sqrt(max_pixels / (height * width)))

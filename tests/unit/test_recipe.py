@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from learning.recipe import RecipeSettings, auto_train_size, round_train_config
+from learning.recipe import (
+    CPU_MAX_TRAIN_PIXELS,
+    RecipeSettings,
+    auto_train_size,
+    default_max_train_pixels,
+    round_train_config,
+)
 from learning.round_step import train_round_model
 
 TINY = RecipeSettings(arch="lraspp_mobilenet_v3_large", num_classes=2, size=(32, 48), steps_initial=2,
@@ -11,10 +17,23 @@ TINY = RecipeSettings(arch="lraspp_mobilenet_v3_large", num_classes=2, size=(32,
 
 
 def test_the_training_size_comes_from_the_images_never_upscaled_and_aligned_to_the_output_stride():
-    assert auto_train_size([(224, 224)] * 3) == (224, 224)
-    height, width = auto_train_size([(3000, 4000), (3000, 4000), (2000, 2000)])
+    assert auto_train_size([(224, 224)] * 3, 240 * 320) == (224, 224)
+    assert auto_train_size([(96, 128)] * 3) == (96, 128)
+    height, width = auto_train_size([(3000, 4000), (3000, 4000), (2000, 2000)], 240 * 320)
     assert height % 16 == 0 and width % 16 == 0 and height * width <= 240 * 320
     assert abs(width / height - 4 / 3) < 0.1
+
+
+def test_the_size_cap_depends_on_the_device_that_trains(monkeypatch):
+    """A CPU trains fewer pixels, so more steps fit a round's minutes; CUDA keeps the larger size."""
+    assert default_max_train_pixels("cpu") == CPU_MAX_TRAIN_PIXELS < default_max_train_pixels("cuda")
+    monkeypatch.setenv("MASKLOOP_DEVICE", "cpu")
+    assert auto_train_size([(288, 384)] * 3) == (144, 192)  # a 384 × 288 video frame, on a CPU worker
+    assert round_train_config(replace(TINY, size=None), round_index=0, warm_start=False,
+                              image_sizes=[(288, 384)]).size == (144, 192)
+    monkeypatch.setenv("MASKLOOP_DEVICE", "cuda")  # what a GPU worker decides (nothing runs on it here)
+    assert auto_train_size([(288, 384)] * 3) == (240, 320)
+    assert auto_train_size([(288, 384)] * 3, 512 * 512) == (288, 384)  # MASKLOOP_TRAIN_MAX_PIXELS raised
 
 
 def test_consistency_joins_only_when_fine_tuning():

@@ -84,20 +84,26 @@ def test_round_zero_precision_verdict_names_a_flooding_or_missing_class():
 
 
 def test_settings_keys_of_tracked_records_stay_and_ssl_and_the_promotion_rule_get_their_own():
-    from benchmarks.suite import LEGACY_PROMOTION, SuiteSettings
+    from benchmarks.suite import LEGACY_PROMOTION, LEGACY_TRAIN_PIXELS, SuiteSettings
     from learning.promotion import RULE
+    from learning.recipe import default_max_train_pixels
 
     # The CamVid campaign's records under the rule before MAX_DROP (benchmarks/results/suite.jsonl): this key.
     assert SuiteSettings(5, 1.0, 300, 40, 0.0).key("camvid") == "90af771ee55a"
     assert SuiteSettings(5, 1.0, 300, 40, 0.0, promotion=LEGACY_PROMOTION).key("camvid") == "90af771ee55a"
     current = SuiteSettings(5, 1.0, 300, 40, 0.0, promotion=RULE)
     assert current.key("camvid") != "90af771ee55a"
-    plain, ssl = (SuiteSettings(3, 1.0, 300, promotion=RULE), SuiteSettings(3, 1.0, 300, pretrained="ssl", promotion=RULE))
+    pixels = default_max_train_pixels()
+    plain = SuiteSettings(3, 1.0, 300, promotion=RULE, train_pixels=pixels)
+    ssl = SuiteSettings(3, 1.0, 300, pretrained="ssl", promotion=RULE, train_pixels=pixels)
     assert plain.key("polyp") != ssl.key("polyp")
     assert suite.settings_of(suite.parse_args(["--pretrained", "ssl", "--rounds", "3", "--steps-initial", "300"])) == ssl
+    # The size cap keys records too: the app's default for this machine's device, unless asked for.
+    assert plain.key("polyp") != SuiteSettings(3, 1.0, 300, promotion=RULE, train_pixels=pixels * 2).key("polyp")
+    assert suite.settings_of(suite.parse_args(["--train-pixels", "1234"])).train_pixels == 1234
     # A run always uses the app's rule; the legacy one can only be rendered.
     legacy = ["--promotion", LEGACY_PROMOTION, "--rounds", "5", "--steps-initial", "300", "--steps-per-round", "40",
-              "--round-minutes", "0"]
+              "--round-minutes", "0", "--train-pixels", str(LEGACY_TRAIN_PIXELS)]
     with pytest.raises(SystemExit, match="only --report-only"):
         suite.settings_of(suite.parse_args(legacy))
     assert suite.settings_of(suite.parse_args(legacy + ["--report-only"])).key("camvid") == "90af771ee55a"
