@@ -63,6 +63,7 @@ class RecipeRecord:
     cpu_seconds: float
     max_train_pixels: int = 240 * 320  # the size cap round 0 trained under (learning.recipe.auto_train_size)
     minutes: float = 0.0  # round 0's time budget (0: every planned step)
+    machine: str = ""  # report.machine_description() of the machine that ran it
 
 
 def confusion(model, val, size, num_classes: int) -> np.ndarray:
@@ -103,7 +104,7 @@ def run(name: str, arm: str, *, seed: int, steps: int | None, max_train_pixels: 
     return RecipeRecord(
         name, arm, seed, result.steps, list(config.size), miou_of(matrix), class_iou(matrix),
         [float(t / p) if p else None for t, p in zip(tp, predicted)], list(predicted / total), list(truth / total),
-        round(seconds, 1), round(cpu_seconds, 1), settings.max_train_pixels, minutes)
+        round(seconds, 1), round(cpu_seconds, 1), settings.max_train_pixels, minutes, report.machine_description())
 
 
 def load_records(path: Path) -> list[RecipeRecord]:
@@ -116,7 +117,9 @@ def render(records: list[RecipeRecord]) -> str:
     lines = [
         "## Training recipe (round 0 on every dataset)",
         "",
-        f"Machine: {report.machine_description()}. Command: `python benchmarks/recipe.py` "
+        f"Machines: {'; '.join(sorted({r.machine for r in records if r.machine}) or [report.machine_description()])} "
+        "(each row says which; runs with a time budget compare only with rows of the same machine). "
+        "Command: `python benchmarks/recipe.py` "
         "(records in benchmarks/results/recipe.jsonl; `--report-only` re-renders).",
         "",
         "Round 0 trained as the app trains it (`learning.recipe.round_train_config`: DeepLabV3-MobileNetV3 from "
@@ -136,14 +139,14 @@ def render(records: list[RecipeRecord]) -> str:
         lines += ["", f"### {name}", "",
                   report.markdown_table(
                       ["recipe", "train size", "budget", "seeds", "mIoU", "worst class IoU", "lowest precision (class)",
-                       "most flooded class (painted / true)", "steps", "CPU min / run"],
+                       "most flooded class (painted / true)", "steps", "CPU min / run", "machine"],
                       [_row(variant, group, data_classes) for variant, group in variants(rows).items()])]
     return "\n".join(lines)
 
 
 def variant_of(record: RecipeRecord) -> tuple:
     """What a run compares: the loss arm, the training size, and its budget (minutes, or planned steps)."""
-    return (record.arm, tuple(record.size), record.minutes, None if record.minutes else record.steps)
+    return (record.arm, tuple(record.size), record.minutes, None if record.minutes else record.steps, record.machine)
 
 
 def variants(rows: list[RecipeRecord]) -> dict[tuple, list[RecipeRecord]]:
@@ -164,13 +167,13 @@ def _row(variant: tuple, runs: list[RecipeRecord], classes: list[str]) -> list:
     ratio = np.array([[p / t if t else np.nan for p, t in zip(r.painted_share, r.true_share)] for r in runs]).mean(0)
     worst, low, flood = int(np.nanargmin(iou)), int(np.nanargmin(precision)), int(np.nanargmax(ratio))
     spread = f" ± {np.std(miou):.1f}" if len(miou) > 1 else ""
-    arm, size, minutes, _ = variant
+    arm, size, minutes, _, machine = variant
     steps = [r.steps for r in runs]
     return [ARMS[arm][2], f"{size[0]}×{size[1]}", f"{minutes:g} min" if minutes else "every step", len(runs),
             f"{100 * np.mean(miou):.1f}{spread}", f"{100 * iou[worst]:.1f} ({name(worst)})",
             f"{100 * precision[low]:.1f} ({name(low)})", f"{ratio[flood]:.2f} ({name(flood)})",
             steps[0] if len(set(steps)) == 1 else f"{min(steps)}–{max(steps)}",
-            f"{np.mean([r.cpu_seconds for r in runs]) / 60:.1f}"]
+            f"{np.mean([r.cpu_seconds for r in runs]) / 60:.1f}", machine.split(",")[0] or "–"]
 
 
 def main(argv: list[str] | None = None) -> int:
