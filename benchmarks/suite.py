@@ -62,9 +62,9 @@ class SuiteSettings:
     recipe: tuple[tuple[str, str], ...] = ()  # further RecipeSettings overrides (name, value), e.g. an ablation
     pretrained: str = "none"  # round 0's backbone: "none" (random init) or "ssl" (the app's self-supervised pretraining)
     # The keep-best rule the records ran under (learning.promotion.RULE); LEGACY_PROMOTION: before MAX_DROP.
-    promotion: str = "bootstrap"
+    promotion: str = LEGACY_PROMOTION
     # The training-size cap (RecipeSettings.max_train_pixels); LEGACY_TRAIN_PIXELS: before the CPU default came down.
-    train_pixels: int = 240 * 320
+    train_pixels: int = LEGACY_TRAIN_PIXELS
 
     def recipe_overrides(self) -> dict:
         from dataclasses import fields
@@ -317,6 +317,7 @@ def verdicts(records: list[RoundRecord], names: list[str] = ()) -> list[str]:
     lines = []
     ours, random_region, full = (_curve(records, a) for a in ("ours", "random_region", "full"))
     rounds = sorted(r for r in ours if r > 0)
+    spread = None  # std of val mIoU across seeds (ours and random regions): what the targets compare with
     if rounds and random_region:
         gaps = [_mean(x.miou for x in ours[r]) - _mean(x.miou for x in random_region.get(r, [])) for r in rounds]
         lines.append(f"ours − random regions, mean over rounds 1–{rounds[-1]}: {100 * np.nanmean(gaps):+.1f} mIoU "
@@ -337,7 +338,7 @@ def verdicts(records: list[RoundRecord], names: list[str] = ()) -> list[str]:
                 lines.append(f"round {r} ({_mean(x.labeled_percent for x in ours[r]):.1f} % labeled): ours at "
                              f"{100 * mine / ceiling:.0f} % of full supervision; {gap}" if ceiling > 0 else "")
     lines += round0_precision_verdict(records, names=names)
-    lines += keep_best_verdict(records, spread if rounds and random_region else None)
+    lines += keep_best_verdict(records, spread)
     return [line for line in lines if line]
 
 
