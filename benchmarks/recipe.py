@@ -27,7 +27,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,7 @@ class RecipeRecord:
     max_train_pixels: int = 240 * 320  # the size cap round 0 trained under (learning.recipe.auto_train_size)
     minutes: float = 0.0  # round 0's time budget (0: every planned step)
     machine: str = ""  # report.machine_description() of the machine that ran it
+    train_overrides: dict = field(default_factory=dict)  # TrainConfig fields set by --train (none: the app's)
 
 
 def confusion(model, val, size, num_classes: int) -> np.ndarray:
@@ -74,8 +75,27 @@ def confusion(model, val, size, num_classes: int) -> np.ndarray:
     return image_confusions([p for p, _ in calibration.predictions], calibration.truths, num_classes).sum(0)
 
 
+def parse_train_overrides(items: list[str]) -> dict:
+    """``NAME=VALUE`` pairs naming TrainConfig fields (learning/train.py) of a plain type, typed as the field is."""
+    from learning.train import TrainConfig
+
+    types = {f.name: (f.type if isinstance(f.type, str) else f.type.__name__) for f in fields(TrainConfig)}
+    casts = {"int": int, "float": float, "str": str, "bool": lambda v: v.lower() in ("1", "true", "yes")}
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if types.get(name) not in casts:
+            plain = sorted(n for n, t in types.items() if t in casts)
+            raise SystemExit(f"--train {name}: not a TrainConfig field of a plain type ({plain})")
+        try:
+            out[name] = casts[types[name]](value)
+        except ValueError:
+            raise SystemExit(f"--train {name}={value}: not a {types[name]}") from None
+    return out
+
+
 def run(name: str, arm: str, *, seed: int, steps: int | None, max_train_pixels: int | None = None,
-        minutes: float = 0.0) -> RecipeRecord:
+        minutes: float = 0.0, train_overrides: dict | None = None) -> RecipeRecord:
     from learning.data import load_image
     from learning.models import build_model
     from learning.promotion import class_iou, miou_of
@@ -92,7 +112,8 @@ def run(name: str, arm: str, *, seed: int, steps: int | None, max_train_pixels: 
         settings = replace(settings, max_train_pixels=max_train_pixels)
     settings = replace(settings, initial_minutes=minutes)
     sizes = [load_image(s.image).shape[:2] for s in data.pool[:50]]
-    config = round_train_config(settings, round_index=seed, warm_start=False, image_sizes=sizes)
+    config = replace(round_train_config(settings, round_index=seed, warm_start=False, image_sizes=sizes),
+                     **(train_overrides or {}))
     unlabeled = [replace(s, mask=None) for s in data.pool]
     cpu, started = time.process_time(), time.perf_counter()
     result = train(config, labeled=data.source, unlabeled=unlabeled)
@@ -104,7 +125,8 @@ def run(name: str, arm: str, *, seed: int, steps: int | None, max_train_pixels: 
     return RecipeRecord(
         name, arm, seed, result.steps, list(config.size), miou_of(matrix), class_iou(matrix),
         [float(t / p) if p else None for t, p in zip(tp, predicted)], list(predicted / total), list(truth / total),
-        round(seconds, 1), round(cpu_seconds, 1), settings.max_train_pixels, minutes, report.machine_description())
+        round(seconds, 1), round(cpu_seconds, 1), settings.max_train_pixels, minutes, report.machine_description(),
+        dict(train_overrides or {}))
 
 
 def load_records(path: Path) -> list[RecipeRecord]:
@@ -146,13 +168,15 @@ def render(records: list[RecipeRecord]) -> str:
 
 def variant_of(record: RecipeRecord) -> tuple:
     """What a run compares: the loss arm, the training size, and its budget (minutes, or planned steps)."""
-    return (record.arm, tuple(record.size), record.minutes, None if record.minutes else record.steps, record.machine)
+    return (record.arm, tuple(record.size), record.minutes, None if record.minutes else record.steps, record.machine,
+            tuple(sorted(record.train_overrides.items())))
 
 
 def variants(rows: list[RecipeRecord]) -> dict[tuple, list[RecipeRecord]]:
     order = list(ARMS)
     out: dict[tuple, list[RecipeRecord]] = {}
-    for record in sorted(rows, key=lambda r: (order.index(r.arm), -r.size[0] * r.size[1], r.minutes)):
+    for record in sorted(rows, key=lambda r: (order.index(r.arm), -r.size[0] * r.size[1], r.minutes,
+                                              sorted(r.train_overrides.items()))):
         out.setdefault(variant_of(record), []).append(record)
     return out
 
@@ -167,9 +191,10 @@ def _row(variant: tuple, runs: list[RecipeRecord], classes: list[str]) -> list:
     ratio = np.array([[p / t if t else np.nan for p, t in zip(r.painted_share, r.true_share)] for r in runs]).mean(0)
     worst, low, flood = int(np.nanargmin(iou)), int(np.nanargmin(precision)), int(np.nanargmax(ratio))
     spread = f" ± {np.std(miou):.1f}" if len(miou) > 1 else ""
-    arm, size, minutes, _, machine = variant
+    arm, size, minutes, _, machine, overrides = variant
     steps = [r.steps for r in runs]
-    return [ARMS[arm][2], f"{size[0]}×{size[1]}", f"{minutes:g} min" if minutes else "every step", len(runs),
+    changed = "".join(f", {k} = {v}" for k, v in overrides)
+    return [ARMS[arm][2] + changed, f"{size[0]}×{size[1]}", f"{minutes:g} min" if minutes else "every step", len(runs),
             f"{100 * np.mean(miou):.1f}{spread}", f"{100 * iou[worst]:.1f} ({name(worst)})",
             f"{100 * precision[low]:.1f} ({name(low)})", f"{ratio[flood]:.2f} ({name(flood)})",
             steps[0] if len(set(steps)) == 1 else f"{min(steps)}–{max(steps)}",
@@ -188,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=0.0,
                         help="round 0's time budget (the recipe's initial_minutes; 0: every planned step); with it, "
                              "give --steps large enough that the budget, not the count, ends training")
+    parser.add_argument("--train", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="TrainConfig overrides of round 0 (learning/train.py), e.g. lr=0.002 adversarial=false")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--records", default=str(RECORDS))
     parser.add_argument("--report-only", action="store_true")
@@ -200,18 +227,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         from learning.recipe import default_max_train_pixels
 
-        done = {(r.dataset, r.arm, r.seed, r.steps, r.max_train_pixels, r.minutes) for r in load_records(path)}
+        overrides = parse_train_overrides(args.train)
+        machine = report.machine_description()
+        # A run with a time budget repeats on another machine: its steps, and so its result, depend on the machine.
+        done = {(r.dataset, r.arm, r.seed, r.steps, r.max_train_pixels, r.minutes, tuple(sorted(r.train_overrides.items())))
+                for r in load_records(path) if not r.minutes or r.machine == machine}
         for name in args.datasets:
             if not datasets.available(name):
                 print(f"{name}: dataset not found, skipped")
                 continue
             for seed in range(args.seeds):
                 for arm, pixels in [(a, p or default_max_train_pixels()) for p in args.max_train_pixels for a in args.arms]:
-                    if any(d[:3] == (name, arm, seed) and d[4:] == (pixels, args.minutes)
+                    if any(d[:3] == (name, arm, seed) and d[4:] == (pixels, args.minutes, tuple(sorted(overrides.items())))
                            and (args.steps is None or args.minutes or d[3] == args.steps) for d in done):
                         continue
                     record = run(name, arm, seed=seed, steps=args.steps, max_train_pixels=pixels,
-                                 minutes=args.minutes)
+                                 minutes=args.minutes, train_overrides=overrides)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     with open(path, "a") as handle:
                         handle.write(json.dumps(asdict(record)) + "\n")

@@ -43,6 +43,7 @@ RECORDS = ROOT / "benchmarks" / "results" / "suite.jsonl"
 # Only --report-only can ask for it; a run always uses the app's rule.
 LEGACY_PROMOTION = "bootstrap"
 LEGACY_TRAIN_PIXELS = 240 * 320  # every run's training-size cap before learning.recipe.default_max_train_pixels
+LEGACY_CONSISTENCY = True  # fine-tuning rounds ran with mean-teacher consistency before the recipe turned it off
 BASES = ROOT / "var" / "bench" / "suite"  # round-0 models, reused by reruns with the same round-0 config
 ARMS = {  # name: (strategy, query unit, label)
     "ours": ("adaptive", "region", "ours (adaptive, regions)"),
@@ -65,6 +66,8 @@ class SuiteSettings:
     promotion: str = LEGACY_PROMOTION
     # The training-size cap (RecipeSettings.max_train_pixels); LEGACY_TRAIN_PIXELS: before the CPU default came down.
     train_pixels: int = LEGACY_TRAIN_PIXELS
+    # Mean-teacher consistency in fine-tuning rounds (RecipeSettings.consistency); LEGACY_CONSISTENCY: before it was off.
+    consistency: bool = LEGACY_CONSISTENCY
 
     def recipe_overrides(self) -> dict:
         from dataclasses import fields
@@ -89,6 +92,8 @@ class SuiteSettings:
             del settings["promotion"]
         if settings["train_pixels"] == LEGACY_TRAIN_PIXELS:  # and those of the size cap before it depended on the device
             del settings["train_pixels"]
+        if settings["consistency"] == LEGACY_CONSISTENCY:  # and those from before consistency was off by default
+            del settings["consistency"]
         return hashlib.sha1(json.dumps([dataset, settings], sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -131,7 +136,7 @@ class Simulation:
         self.regions = {key: slic_regions(image) for key, image in self.images.items()}
         self.total = sum(m.size for m in self.truth.values())
         recipe = RecipeSettings(arch="deeplabv3_mobilenet_v3_large", num_classes=self.data.num_classes,
-                                max_train_pixels=settings.train_pixels)
+                                max_train_pixels=settings.train_pixels, consistency=settings.consistency)
         self.recipe = replace(recipe, **settings.recipe_overrides())
         self.sizes = [image.shape[:2] for image in self.images.values()]
 
@@ -495,6 +500,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="render the records of this keep-best rule (runs always use the app's: "
                              f"{current_promotion_rule()!r}; {LEGACY_PROMOTION!r}, the rule before a promoted model's "
                              "drop was capped, with --report-only)")
+    parser.add_argument("--consistency", choices=("on", "off"), default=None,
+                        help="mean-teacher consistency in fine-tuning rounds (default: the app's, off); 'on' for the "
+                             "records from before it was off by default (a --recipe consistency=... still overrides)")
     parser.add_argument("--section", default="suite",
                         help="the docs/BENCHMARKS.md sections to write, <section>_<dataset> (e.g. one name per "
                              "ablation, so none overwrites another)")
@@ -512,11 +520,12 @@ def settings_of(args: argparse.Namespace) -> SuiteSettings:
     if args.promotion != current_promotion_rule() and not args.report_only:
         raise SystemExit(f"--promotion {args.promotion!r}: only --report-only renders another rule's records; "
                          f"a run uses the app's rule ({current_promotion_rule()!r})")
-    from learning.recipe import default_max_train_pixels
+    from learning.recipe import RecipeSettings, default_max_train_pixels
 
+    consistency = RecipeSettings.consistency if args.consistency is None else args.consistency == "on"
     return SuiteSettings(args.rounds, args.percent, args.steps_initial, args.steps_per_round, args.round_minutes,
                          tuple(tuple(item.split("=", 1)) for item in args.recipe), args.pretrained, args.promotion,
-                         args.train_pixels or default_max_train_pixels())
+                         args.train_pixels or default_max_train_pixels(), consistency)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -556,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             + ("; round 0 after the app's self-supervised pretraining on the source and pool images (its time "
                "counted in round 0's)" if settings.pretrained == "ssl" else "")
             + f"; training-size cap {settings.train_pixels:,} pixels"
+            + f"; fine-tuning consistency {'on (the default before it was turned off)' if settings.consistency else 'off'}"
             + f"; keep-best rule: {settings.promotion}"
             + (" (a bootstrap interval alone, before a promoted model's drop was capped)"
                if settings.promotion == LEGACY_PROMOTION else " (learning.promotion)")

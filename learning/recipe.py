@@ -44,7 +44,7 @@ class RecipeSettings:
     steps_per_round: int = 200
     adversarial: bool = True
     self_training: bool = False
-    consistency: bool = True
+    consistency: bool = False  # mean-teacher consistency when fine-tuning: off, as annotator.models.Project says why
     pixel_contrastive: bool = False
     round_minutes: float = 7.0  # fine-tuning rounds fit this budget (0 = no budget)
     initial_minutes: float = 0.0  # round 0's budget (0 = no budget: every planned step)

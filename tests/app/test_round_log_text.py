@@ -15,7 +15,8 @@ def test_the_job_log_writes_an_miou_as_a_percentage():
 
 def test_round_zero_says_consistency_training_joins_later(project):
     make_image(project)
-    assert project.consistency_training  # the default
+    assert not project.consistency_training  # the default (annotator.models.Project says why)
+    project = project_update(project=project, consistency_training=True)
     round0 = train_config(project, round_index=0, warm_start=False)
     assert "consistency" not in round0.objective_names
     assert "consistency training is on but joins from the first fine-tuning round" in _consistency_note(project, round0)
@@ -28,4 +29,4 @@ def test_round_zero_says_consistency_training_joins_later(project):
 def test_the_settings_page_says_it_too(project, client, users):
     client.force_login(users["lead"])
     html = client.get(f"/projects/{project.pk}/settings/").content.decode()
-    assert "Round 0 trains without it" in html
+    assert "Off by default" in html and "round 0 trains without it" in html

@@ -36,9 +36,11 @@ def test_the_size_cap_depends_on_the_device_that_trains(monkeypatch):
     assert auto_train_size([(288, 384)] * 3, 512 * 512) == (288, 384)  # MASKLOOP_TRAIN_MAX_PIXELS raised
 
 
-def test_consistency_joins_only_when_fine_tuning():
-    assert "consistency" not in round_train_config(TINY, round_index=0, warm_start=False).objectives
-    assert "consistency" in round_train_config(TINY, round_index=1, warm_start=True).objectives
+def test_consistency_is_off_by_default_and_when_asked_for_joins_only_when_fine_tuning():
+    assert "consistency" not in round_train_config(TINY, round_index=1, warm_start=True).objectives
+    asked = replace(TINY, consistency=True)
+    assert "consistency" not in round_train_config(asked, round_index=0, warm_start=False).objectives
+    assert "consistency" in round_train_config(asked, round_index=1, warm_start=True).objectives
 
 
 def test_adversarial_adaptation_needs_a_labeled_source_domain():

@@ -94,8 +94,8 @@ def test_settings_keys_of_tracked_records_stay_and_ssl_and_the_promotion_rule_ge
     current = SuiteSettings(5, 1.0, 300, 40, 0.0, promotion=RULE)
     assert current.key("camvid") != "90af771ee55a"
     pixels = default_max_train_pixels()
-    plain = SuiteSettings(3, 1.0, 300, promotion=RULE, train_pixels=pixels)
-    ssl = SuiteSettings(3, 1.0, 300, pretrained="ssl", promotion=RULE, train_pixels=pixels)
+    plain = SuiteSettings(3, 1.0, 300, promotion=RULE, train_pixels=pixels, consistency=False)
+    ssl = SuiteSettings(3, 1.0, 300, pretrained="ssl", promotion=RULE, train_pixels=pixels, consistency=False)
     assert plain.key("polyp") != ssl.key("polyp")
     assert suite.settings_of(suite.parse_args(["--pretrained", "ssl", "--rounds", "3", "--steps-initial", "300"])) == ssl
     # The size cap keys records too: the app's default for this machine's device, unless asked for.
@@ -106,4 +106,8 @@ def test_settings_keys_of_tracked_records_stay_and_ssl_and_the_promotion_rule_ge
               "--round-minutes", "0", "--train-pixels", str(LEGACY_TRAIN_PIXELS)]
     with pytest.raises(SystemExit, match="only --report-only"):
         suite.settings_of(suite.parse_args(legacy))
-    assert suite.settings_of(suite.parse_args(legacy + ["--report-only"])).key("camvid") == "90af771ee55a"
+    # ... and so did fine-tuning consistency (on then, off now): '--consistency on' finds those records.
+    assert suite.settings_of(suite.parse_args(legacy + ["--report-only", "--consistency", "on"])).key("camvid") \
+        == "90af771ee55a"
+    assert suite.settings_of(suite.parse_args(legacy + ["--report-only"])).key("camvid") != "90af771ee55a"
+    assert SuiteSettings(5, 1.0, 300, 40, 0.0, consistency=False).key("camvid") != "90af771ee55a"
