@@ -53,6 +53,7 @@ class RecipeSettings:
     dice_weight: float = DEFAULT_DICE_WEIGHT
     target_label_share: float = DEFAULT_TARGET_LABEL_SHARE
     finetune_lr: float = 3e-4
+    finetune_head_only: bool = False  # fine-tuning rounds train the head alone (TrainConfig.freeze_backbone)
 
 
 def default_max_train_pixels(device_type: str | None = None) -> int:
@@ -121,6 +122,7 @@ def round_train_config(settings: RecipeSettings, *, round_index: int, warm_start
         time_budget_s=60.0 * minutes,
         class_weighting=settings.class_weighting, dice_weight=settings.dice_weight,
         target_label_share=settings.target_label_share,
+        freeze_backbone=settings.finetune_head_only and warm_start,
     )
 
 

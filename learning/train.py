@@ -84,6 +84,9 @@ class TrainConfig:
     device: str | None = None  # None = CUDA when present, else CPU
     precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16"
     backbone_checkpoint: str | None = None  # local ImageNet/backbone state_dict for from-scratch runs
+    # Train the head alone: the backbone's weights and BatchNorm statistics stay as loaded (a fine-tuning round
+    # that must not drift from the model it starts from; each step also costs less, with no backward through it).
+    freeze_backbone: bool = False
     # Domain adaptation on the unlabeled target images.
     adversarial: bool = False
     adversarial_weight: float = 0.001
@@ -176,6 +179,13 @@ def supervised_loss(logits: torch.Tensor, masks: torch.Tensor, *, weight: torch.
     split = logits.shape[0] - target_rows
     return ((1.0 - target_share) * masked_cross_entropy(logits[:split], masks[:split], weight=weight)
             + target_share * masked_cross_entropy(logits[split:], masks[split:], weight=weight))
+
+
+def set_train_mode(model: torch.nn.Module, config: TrainConfig) -> None:
+    """Training mode, but a frozen backbone stays in eval mode: its BatchNorm statistics must not move either."""
+    model.train()
+    if config.freeze_backbone:
+        model.backbone.eval()
 
 
 def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -273,7 +283,10 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
     model = build_model(config.arch, config.num_classes, backbone_checkpoint=config.backbone_checkpoint)
     if init_state is not None:
         model.load_state_dict(init_state)
-    model = numerics.prepare_model(model).train()
+    model = numerics.prepare_model(model)
+    if config.freeze_backbone:
+        model.backbone.requires_grad_(False)
+    set_train_mode(model, config)
 
     augment = Augment(scale=config.scale_range) if config.augment else None
     target_dataset = SegmentationDataset(unlabeled, config.size, augment=augment, seed=config.seed + 1) \
@@ -286,7 +299,7 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
     for objective in objectives:
         check_stop()
         objective.setup(context)
-    model.train()
+    set_train_mode(model, config)
 
     labeled_stream = labeled_batches(labeled, config.size, config.batch_size, target_share=config.target_label_share,
                                      augment=augment, seed=config.seed) if labeled else None
@@ -309,6 +322,8 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
     while step + 1 < plan.total:
         step += 1
         check_stop()
+        if config.freeze_backbone:
+            set_train_mode(model, config)  # an objective may have switched modes (e.g. to predict pseudo-labels)
         parts_x, parts_y = [], []
         if labeled_stream is not None:
             xs, ys = labeled_stream.next()

@@ -59,3 +59,10 @@ def test_a_round_on_target_labels_alone_trains_without_adversarial_adaptation(ti
     assert not own.config.adversarial and "adversarial" not in own.result.history[-1]
     mixed = train_round_model(TINY, round_index=0, labeled=targets + tiny_samples(2, seed=2), unlabeled=pool)
     assert mixed.config.adversarial and "adversarial" in mixed.result.history[-1]
+
+
+def test_head_only_fine_tuning_freezes_the_backbone_of_fine_tuning_rounds_only():
+    asked = replace(TINY, finetune_head_only=True)
+    assert not round_train_config(asked, round_index=0, warm_start=False).freeze_backbone
+    assert round_train_config(asked, round_index=1, warm_start=True).freeze_backbone
+    assert not round_train_config(TINY, round_index=1, warm_start=True).freeze_backbone

@@ -280,3 +280,18 @@ def test_supervised_loss_weighs_the_target_rows_by_their_share_not_their_pixel_c
     assert torch.isclose(split, 0.5 * source_loss + 0.5 * target_loss)
     assert torch.isclose(pooled, masked_cross_entropy(logits, masks))
     assert split > 3 * pooled  # one labeled pixel counts half, not 1/65
+
+
+def test_a_frozen_backbone_keeps_its_weights_and_batchnorm_statistics_while_the_head_learns(tiny_samples):
+    samples = tiny_samples(4)
+    init = train(TrainConfig(**TINY, steps=2), labeled=samples).state_dict
+    config = TrainConfig(**TINY, steps=4, lr=3e-3, freeze_backbone=True, adversarial=True)
+    result = train(config, labeled=samples, unlabeled=samples, init_state=init)
+    backbone = [k for k in init if k.startswith("backbone.")]
+    head = [k for k in init if k.startswith("classifier.") and init[k].is_floating_point()]
+    assert backbone and all(torch.equal(result.state_dict[k], init[k]) for k in backbone)  # running stats included
+    assert any(not torch.equal(result.state_dict[k], init[k]) for k in head)
+    # The same round unfrozen moves the backbone: the test above is not vacuous.
+    moved = train(TrainConfig(**TINY, steps=4, lr=3e-3, adversarial=True), labeled=samples, unlabeled=samples,
+                  init_state=init).state_dict
+    assert any(not torch.equal(moved[k], init[k]) for k in backbone)

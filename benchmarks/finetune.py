@@ -1,0 +1,203 @@
+"""Fine-tuning objectives: what one fine-tuning round does to the model it starts from.
+
+From a dataset's round-0 model (the suite's, cached under var/bench/suite/),
+one fine-tuning round runs exactly as the app runs it
+(``learning.round_step.train_round_model`` via the suite's ``Simulation``:
+the recipe, the warm start, the app's steps and time budget) with either
+**no target labels** (the labeled source and the unlabeled pool only) or
+**every pool label** (the ceiling's labels), under recipe variants that
+change only the fine-tuning: mean-teacher consistency on or off, output-space
+adversarial adaptation on or off, the fine-tuning learning rate, training the
+head alone. Each round's
+model is scored on the target validation split against the round-0 model it
+started from (keep-best is not applied: the candidate itself is scored).
+
+A recipe that drops the model with no new labels, or cannot lift it with every
+label, is what the suite's fine-tuning rounds then inherit.
+
+    python benchmarks/finetune.py --datasets polyp --variants default consistency --labels none full
+    python benchmarks/finetune.py --report-only     # re-render docs/BENCHMARKS.md from the records
+
+Finished runs are appended to benchmarks/results/finetune.jsonl (tracked).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import datasets, report  # noqa: E402
+
+RECORDS = ROOT / "benchmarks" / "results" / "finetune.jsonl"
+VARIANTS = {  # name: (RecipeSettings overrides of the fine-tuning round, label)
+    "default": ((), "the app's recipe (no consistency, adversarial on, lr 3e-4)"),
+    "consistency": ((("consistency", "true"),), "+ mean-teacher consistency (the default before)"),
+    "no_adversarial": ((("adversarial", "false"),), "no adversarial adaptation"),
+    "consistency_no_adversarial": ((("consistency", "true"), ("adversarial", "false")),
+                                   "+ consistency, no adversarial adaptation"),
+    "lr1e4": ((("finetune_lr", "0.0001"),), "fine-tuning learning rate 1e-4"),
+    "head_only": ((("finetune_head_only", "true"),), "head only (backbone and its BatchNorm frozen)"),
+    "head_only_more": ((("finetune_head_only", "true"), ("steps_per_round", "600")),
+                       "head only, 600 planned steps (within the round budget)"),
+}
+LABELS = {"none": "none (source only)", "full": "every pool label"}
+
+
+@dataclass
+class FinetuneRecord:
+    dataset: str
+    seed: int
+    variant: str
+    labels: str  # "none" | "full"
+    steps_initial: int
+    train_pixels: int
+    base_steps: int
+    base_miou: float
+    base_iou: list
+    miou: float
+    iou: list
+    precision: list
+    steps: int
+    train_seconds: float
+    cpu_seconds: float
+    machine: str
+
+
+def run(sim, name: str, seed: int, variant: str, labels: str, steps_initial: int) -> FinetuneRecord:
+    from benchmarks.suite import SuiteSettings
+
+    base = sim.base(seed)  # with the default recipe: only the fine-tuning changes
+    before = sim.evaluate(sim.model(base.result.state_dict, base.config), base.config)
+    default_recipe = sim.recipe
+    overrides = SuiteSettings(recipe=VARIANTS[variant][0]).recipe_overrides()
+    sim.recipe = replace(default_recipe, **overrides)
+    try:
+        cpu, started = time.process_time(), time.perf_counter()
+        trained = sim.train(dict(sim.truth) if labels == "full" else {}, round_index=1, seed=seed,
+                            init_state=base.result.state_dict, current_state=base.result.state_dict)
+        cpu_seconds, seconds = time.process_time() - cpu, time.perf_counter() - started
+    finally:
+        sim.recipe = default_recipe
+    after = sim.evaluate(sim.model(trained.result.state_dict, trained.config), trained.config)
+    return FinetuneRecord(
+        name, seed, variant, labels, steps_initial, sim.recipe.max_train_pixels, base.result.steps, before[0],
+        list(before[1]), after[0], list(after[1]), [p if p is None else float(p) for p in after[3]],
+        trained.result.steps, round(seconds, 1), round(cpu_seconds, 1), report.machine_description())
+
+
+def load_records(path: Path) -> list[FinetuneRecord]:
+    if not path.exists():
+        return []
+    return [FinetuneRecord(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def render(records: list[FinetuneRecord]) -> str:
+    machines = sorted({r.machine for r in records})
+    lines = [
+        "## Fine-tuning objectives: one round from the round-0 model",
+        "",
+        f"Machine: {'; '.join(machines) or report.machine_description()}. Command: `python benchmarks/finetune.py` "
+        "(records in benchmarks/results/finetune.jsonl; `--report-only` re-renders).",
+        "",
+        "From the suite's round-0 model of each seed (the app's round 0, cached), one fine-tuning round as the app "
+        "runs it (`learning.round_step.train_round_model`: warm start, the app's steps and budget), changing only the "
+        "fine-tuning recipe, with no target labels or with every label of the target pool. The candidate itself is "
+        "scored on the target validation split (keep-best would refuse a worse one). Δ: after − before, mIoU points.",
+    ]
+    for name in datasets.NAMES:
+        rows = [r for r in records if r.dataset == name]
+        if not rows:
+            continue
+        classes = datasets.load(name).class_names if datasets.available(name) else []
+        rare = int(np.argmin(np.mean([r.base_iou for r in rows], axis=0)))
+        rare_name = classes[rare] if rare < len(classes) else str(rare)
+        table = []
+        for variant in VARIANTS:
+            for labels in LABELS:
+                group = [r for r in rows if r.variant == variant and r.labels == labels]
+                if not group:
+                    continue
+                delta = [100 * (r.miou - r.base_miou) for r in group]
+                spread = f" ± {np.std(delta):.1f}" if len(group) > 1 else ""
+                precision = [r.precision[rare] for r in group if r.precision[rare] is not None]
+                table.append([
+                    VARIANTS[variant][1], LABELS[labels], len(group),
+                    f"{100 * np.mean([r.base_miou for r in group]):.1f}", f"{100 * np.mean([r.miou for r in group]):.1f}",
+                    f"{np.mean(delta):+.1f}{spread}",
+                    f"{100 * np.mean([r.base_iou[rare] for r in group]):.1f} → {100 * np.mean([r.iou[rare] for r in group]):.1f}",
+                    report.percent(float(np.mean(precision)) if precision else None),
+                    "/".join(sorted({str(r.steps) for r in group})),
+                    f"{np.mean([r.cpu_seconds for r in group]) / 60:.1f}",
+                ])
+        steps = sorted({r.steps_initial for r in rows})
+        lines += ["", f"### {name} (round 0: {'/'.join(map(str, steps))} steps, "
+                      f"{sorted({r.base_steps for r in rows})[0]} run)", "",
+                  report.markdown_table(
+                      ["fine-tuning recipe", "target labels", "seeds", "round-0 mIoU", "after the round", "Δ",
+                       f"{rare_name} IoU before → after", f"{rare_name} precision after", "steps", "CPU min"], table)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", choices=datasets.NAMES, default=["polyp"])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--labels", nargs="+", choices=list(LABELS), default=list(LABELS))
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--steps-initial", type=int, default=600, help="round 0's steps (the suite's round-0 cache)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--records", default=str(RECORDS))
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    path = Path(args.records)
+    if not args.report_only:
+        from benchmarks.suite import Simulation, SuiteSettings, current_promotion_rule
+        from learning.recipe import default_max_train_pixels
+
+        settings = SuiteSettings(rounds=1, steps_initial=args.steps_initial, promotion=current_promotion_rule(),
+                                 train_pixels=default_max_train_pixels(), consistency=False)
+        for name in args.datasets:
+            if not datasets.available(name):
+                print(f"{name}: dataset not found, skipped")
+                continue
+            sim = None
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                for variant in args.variants:
+                    for labels in args.labels:
+                        done = {(r.seed, r.variant, r.labels) for r in load_records(path) if r.dataset == name
+                                and r.steps_initial == args.steps_initial and r.train_pixels == settings.train_pixels}
+                        if (seed, variant, labels) in done:
+                            continue
+                        sim = sim or Simulation(name, settings)
+                        record = run(sim, name, seed, variant, labels, args.steps_initial)
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        with open(path, "a") as handle:
+                            handle.write(json.dumps(asdict(record)) + "\n")
+                        print(f"{name} seed {seed} {variant} labels {labels}: mIoU {100 * record.base_miou:.1f} → "
+                              f"{100 * record.miou:.1f}, IoU {[round(100 * v, 1) for v in record.iou]}, "
+                              f"{record.steps} steps, {record.train_seconds:.0f} s", flush=True)
+    markdown = render(load_records(path))
+    print(markdown)
+    if not args.no_write:
+        report.write_section("finetune", markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    raise SystemExit(main())
