@@ -23,7 +23,6 @@ Finished runs are appended to benchmarks/results/finetune.jsonl (tracked).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -96,9 +95,7 @@ def run(sim, name: str, seed: int, variant: str, labels: str, steps_initial: int
 
 
 def load_records(path: Path) -> list[FinetuneRecord]:
-    if not path.exists():
-        return []
-    return [FinetuneRecord(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    return report.read_records(path, FinetuneRecord)
 
 
 def render(records: list[FinetuneRecord]) -> str:
@@ -185,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                             continue
                         sim = sim or Simulation(name, settings)
                         record = run(sim, name, seed, variant, labels, args.steps_initial)
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        with open(path, "a") as handle:
-                            handle.write(json.dumps(asdict(record)) + "\n")
+                        report.append_record(path, asdict(record))
                         print(f"{name} seed {seed} {variant} labels {labels}: mIoU {100 * record.base_miou:.1f} → "
                               f"{100 * record.miou:.1f}, IoU {[round(100 * v, 1) for v in record.iou]}, "
                               f"{record.steps} steps, {record.train_seconds:.0f} s", flush=True)

@@ -23,7 +23,6 @@ Finished runs are appended to benchmarks/results/recipe.jsonl (tracked).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -130,9 +129,7 @@ def run(name: str, arm: str, *, seed: int, steps: int | None, max_train_pixels: 
 
 
 def load_records(path: Path) -> list[RecipeRecord]:
-    if not path.exists():
-        return []
-    return [RecipeRecord(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    return report.read_records(path, RecipeRecord)
 
 
 def render(records: list[RecipeRecord]) -> str:
@@ -243,9 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     record = run(name, arm, seed=seed, steps=args.steps, max_train_pixels=pixels,
                                  minutes=args.minutes, train_overrides=overrides)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    with open(path, "a") as handle:
-                        handle.write(json.dumps(asdict(record)) + "\n")
+                    report.append_record(path, asdict(record))
                     print(f"{name} {arm} seed {seed}: mIoU {100 * record.miou:.1f}, IoU "
                           f"{[round(100 * v, 1) if v is not None else None for v in record.per_class_iou]}, "
                           f"precision {[round(100 * v, 1) if v is not None else None for v in record.per_class_precision]}, "

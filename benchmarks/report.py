@@ -6,6 +6,7 @@ that section, so scripts can run in any order without clobbering each other.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -83,6 +84,21 @@ def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def read_records(path: Path, record_type=None) -> list:
+    """The records of a tracked JSON-lines file (benchmarks/results/), each as ``record_type(**fields)`` when given."""
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rows if record_type is None else [record_type(**row) for row in rows]
+
+
+def append_record(path: Path, record: dict) -> None:
+    """Append one finished run to a tracked JSON-lines file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
 
 
 def write_section(name: str, markdown: str, *, path: Path = BENCHMARKS_MD) -> Path:

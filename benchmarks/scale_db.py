@@ -161,9 +161,7 @@ def measure(sizes: list[int], runs: int, started: str) -> list[dict]:
 
 
 def load_records(path: Path = RECORDS) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return report.read_records(path)
 
 
 def render(records: list[dict]) -> str:

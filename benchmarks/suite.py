@@ -285,9 +285,7 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
 
 
 def load_records(path: Path) -> list[RoundRecord]:
-    if not path.exists():
-        return []
-    return [RoundRecord(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    return report.read_records(path, RoundRecord)
 
 
 def _curve(records: list[RoundRecord], arm: str) -> dict[int, list[RoundRecord]]:
