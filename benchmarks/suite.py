@@ -181,6 +181,7 @@ class Simulation:
         config = round_train_config(self.recipe, round_index=0, warm_start=False, image_sizes=self.sizes, seed=seed)
         # Round 0 here has no target labels, so the target share cannot change it: one cached model for all shares.
         key = replace(config, target_label_share=0.0).to_dict()
+        key.pop("freeze_backbone")  # round 0 never freezes its backbone: the models cached before the option stay found
         if self.settings.pretrained != "none":
             key["pretrained"] = self.settings.pretrained
         digest = hashlib.sha1(json.dumps([self.name, key], sort_keys=True, default=str).encode())
