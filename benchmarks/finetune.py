@@ -136,9 +136,9 @@ def render(records: list[FinetuneRecord]) -> str:
                     "/".join(sorted({str(r.steps) for r in group})),
                     f"{np.mean([r.cpu_seconds for r in group]) / 60:.1f}",
                 ])
-        steps = sorted({r.steps_initial for r in rows})
-        lines += ["", f"### {name} (round 0: {'/'.join(map(str, steps))} steps, "
-                      f"{sorted({r.base_steps for r in rows})[0]} run)", "",
+        base_steps = "/".join(str(n) for n in sorted({r.base_steps for r in rows}))
+        lines += ["", f"### {name}: from the round-0 model of {base_steps} steps (seeds "
+                      f"{', '.join(str(n) for n in sorted({r.seed for r in rows}))})", "",
                   report.markdown_table(
                       ["fine-tuning recipe", "target labels", "seeds", "round-0 mIoU", "after the round", "Δ",
                        f"{rare_name} IoU before → after", f"{rare_name} precision after", "steps", "CPU min"], table)]

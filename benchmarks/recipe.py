@@ -145,7 +145,8 @@ def render(records: list[RecipeRecord]) -> str:
         "random initialisation, the app's step count and learning rate, size from the images, output-space "
         "adversarial adaptation on the unlabeled target pool); the loss differs, and where a row says so the "
         "training size (`--max-train-pixels`: lower resolution, more steps a minute) and round 0's time budget "
-        "(`--minutes`: the steps that fit, the schedule rescaled to them). Scored on each dataset's "
+        "(`--minutes`: the steps that fit, the schedule rescaled to them), or a TrainConfig field named in the "
+        "recipe column (`--train`, e.g. adversarial = False). Scored on each dataset's "
         "target validation split. *Precision* of a class: of the pixels predicted as it, the share that are it; "
         "*painted / true*: its share of the predicted pixels against its share of the truth (far above 1: the "
         "class floods the image).",
