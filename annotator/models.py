@@ -74,7 +74,7 @@ class Project(models.Model):
     # Off by default: on CamVid day → dusk CBST pseudo-labels cost 2–8 mIoU (docs/BENCHMARKS.md).
     self_training = models.BooleanField(default=False, help_text="Confident pseudo-labels (class-wise thresholds)")
     # Off by default: with target labels it added nothing on CamVid (+0.1 mIoU) or the demo (-0.6 at 10 % more
-    # CPU), and on polyp its teacher's confident mistakes took a fine-tuning round 2.4-16 mIoU below the
+    # CPU), and on polyp its teacher's confident mistakes took a fine-tuning round 8.4-15.9 mIoU below the
     # model it started from (docs/BENCHMARKS.md, "Fine-tuning objectives").
     consistency_training = models.BooleanField(
         default=False, help_text="Mean-teacher weak-to-strong consistency on unlabeled target images"
