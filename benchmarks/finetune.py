@@ -38,15 +38,15 @@ if str(ROOT) not in sys.path:
 from benchmarks import datasets, report  # noqa: E402
 
 RECORDS = ROOT / "benchmarks" / "results" / "finetune.jsonl"
-VARIANTS = {  # name: (RecipeSettings overrides of the fine-tuning round, label)
-    "default": ((), "the app's recipe (no consistency, adversarial on, lr 3e-4)"),
-    "consistency": ((("consistency", "true"),), "+ mean-teacher consistency (the default before)"),
-    "no_adversarial": ((("adversarial", "false"),), "no adversarial adaptation"),
-    "consistency_no_adversarial": ((("consistency", "true"), ("adversarial", "false")),
+VARIANTS = {  # name: (RecipeSettings fields of the fine-tuning round, label)
+    "default": ({}, "the app's recipe (no consistency, adversarial on, lr 3e-4)"),
+    "consistency": ({"consistency": True}, "+ mean-teacher consistency (the default before)"),
+    "no_adversarial": ({"adversarial": False}, "no adversarial adaptation"),
+    "consistency_no_adversarial": ({"consistency": True, "adversarial": False},
                                    "+ consistency, no adversarial adaptation"),
-    "lr1e4": ((("finetune_lr", "0.0001"),), "fine-tuning learning rate 1e-4"),
-    "head_only": ((("finetune_head_only", "true"),), "head only (backbone and its BatchNorm frozen)"),
-    "head_only_more": ((("finetune_head_only", "true"), ("steps_per_round", "600")),
+    "lr1e4": ({"finetune_lr": 1e-4}, "fine-tuning learning rate 1e-4"),
+    "head_only": ({"finetune_head_only": True}, "head only (backbone and its BatchNorm frozen)"),
+    "head_only_more": ({"finetune_head_only": True, "steps_per_round": 600},
                        "head only, 600 planned steps (within the round budget)"),
 }
 LABELS = {"none": "none (source only)", "full": "every pool label"}
@@ -73,20 +73,13 @@ class FinetuneRecord:
 
 
 def run(sim, name: str, seed: int, variant: str, labels: str, steps_initial: int) -> FinetuneRecord:
-    from benchmarks.suite import SuiteSettings
-
-    base = sim.base(seed)  # with the default recipe: only the fine-tuning changes
+    base = sim.base(seed)  # with the suite's recipe: only the fine-tuning changes
     before = sim.evaluate(sim.model(base.result.state_dict, base.config), base.config)
-    default_recipe = sim.recipe
-    overrides = SuiteSettings(recipe=VARIANTS[variant][0]).recipe_overrides()
-    sim.recipe = replace(default_recipe, **overrides)
-    try:
-        cpu, started = time.process_time(), time.perf_counter()
-        trained = sim.train(dict(sim.truth) if labels == "full" else {}, round_index=1, seed=seed,
-                            init_state=base.result.state_dict, current_state=base.result.state_dict)
-        cpu_seconds, seconds = time.process_time() - cpu, time.perf_counter() - started
-    finally:
-        sim.recipe = default_recipe
+    cpu, started = time.process_time(), time.perf_counter()
+    trained = sim.train(dict(sim.truth) if labels == "full" else {}, round_index=1, seed=seed,
+                        init_state=base.result.state_dict, current_state=base.result.state_dict,
+                        recipe=replace(sim.recipe, **VARIANTS[variant][0]))
+    cpu_seconds, seconds = time.process_time() - cpu, time.perf_counter() - started
     after = sim.evaluate(sim.model(trained.result.state_dict, trained.config), trained.config)
     return FinetuneRecord(
         name, seed, variant, labels, steps_initial, sim.recipe.max_train_pixels, base.result.steps, before[0],
@@ -173,11 +166,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: dataset not found, skipped")
                 continue
             sim = None
+            done = {(r.seed, r.variant, r.labels) for r in load_records(path) if r.dataset == name
+                    and r.steps_initial == args.steps_initial and r.train_pixels == settings.train_pixels}
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 for variant in args.variants:
                     for labels in args.labels:
-                        done = {(r.seed, r.variant, r.labels) for r in load_records(path) if r.dataset == name
-                                and r.steps_initial == args.steps_initial and r.train_pixels == settings.train_pixels}
                         if (seed, variant, labels) in done:
                             continue
                         sim = sim or Simulation(name, settings)

@@ -26,7 +26,7 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,19 +78,7 @@ def parse_train_overrides(items: list[str]) -> dict:
     """``NAME=VALUE`` pairs naming TrainConfig fields (learning/train.py) of a plain type, typed as the field is."""
     from learning.train import TrainConfig
 
-    types = {f.name: (f.type if isinstance(f.type, str) else f.type.__name__) for f in fields(TrainConfig)}
-    casts = {"int": int, "float": float, "str": str, "bool": lambda v: v.lower() in ("1", "true", "yes")}
-    out = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        if types.get(name) not in casts:
-            plain = sorted(n for n, t in types.items() if t in casts)
-            raise SystemExit(f"--train {name}: not a TrainConfig field of a plain type ({plain})")
-        try:
-            out[name] = casts[types[name]](value)
-        except ValueError:
-            raise SystemExit(f"--train {name}={value}: not a {types[name]}") from None
-    return out
+    return report.typed_overrides(TrainConfig, [item.partition("=")[::2] for item in items], "--train")
 
 
 def run(name: str, arm: str, *, seed: int, steps: int | None, max_train_pixels: int | None = None,

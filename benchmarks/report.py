@@ -86,6 +86,26 @@ def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def typed_overrides(settings_type, pairs, option: str) -> dict:
+    """``(name, value)`` string pairs as the fields of the dataclass ``settings_type`` they name, each value cast to
+    its field's plain type (int, float, str, bool, optionally ``| None``). Anything else exits naming ``option``."""
+    from dataclasses import fields
+
+    types = {f.name: (f.type if isinstance(f.type, str) else f.type.__name__).removesuffix(" | None")
+             for f in fields(settings_type)}
+    casts = {"int": int, "float": float, "str": str, "bool": lambda v: v.lower() in ("1", "true", "yes")}
+    out = {}
+    for name, value in pairs:
+        if types.get(name) not in casts:
+            plain = sorted(n for n, t in types.items() if t in casts)
+            raise SystemExit(f"{option} {name}: not a {settings_type.__name__} field of a plain type ({plain})")
+        try:
+            out[name] = casts[types[name]](value)
+        except ValueError:
+            raise SystemExit(f"{option} {name}={value}: not a {types[name]}") from None
+    return out
+
+
 def read_records(path: Path, record_type=None) -> list:
     """The records of a tracked JSON-lines file (benchmarks/results/), each as ``record_type(**fields)`` when given."""
     if not path.exists():

@@ -70,19 +70,11 @@ class SuiteSettings:
     consistency: bool = LEGACY_CONSISTENCY
 
     def recipe_overrides(self) -> dict:
-        from dataclasses import fields
-
         from learning.recipe import RecipeSettings
 
-        types = {f.name: f.type for f in fields(RecipeSettings)}
         out = {k: v for k, v in (("steps_initial", self.steps_initial), ("steps_per_round", self.steps_per_round),
                                   ("round_minutes", self.round_minutes)) if v is not None}
-        for name, value in self.recipe:
-            if name not in types:
-                raise SystemExit(f"--recipe {name}: not a RecipeSettings field ({sorted(types)})")
-            kind = types[name] if isinstance(types[name], str) else types[name].__name__
-            out[name] = {"int": int, "float": float, "str": str}.get(kind, lambda v: v.lower() in ("1", "true"))(value)
-        return out
+        return {**out, **report.typed_overrides(RecipeSettings, self.recipe, "--recipe")}
 
     def key(self, dataset: str) -> str:
         settings = asdict(self)
@@ -150,11 +142,12 @@ class Simulation:
         return labeled, unlabeled
 
     def train(self, labels, *, round_index: int, seed: int, init_state=None, current_state=None,
-              backbone_checkpoint: str | None = None):
+              backbone_checkpoint: str | None = None, recipe=None):
+        """One round of the app's training; ``recipe``: this round's RecipeSettings (None: the suite's)."""
         from learning.round_step import train_round_model
 
         labeled, unlabeled = self.samples(labels)
-        return train_round_model(self.recipe, round_index=round_index, labeled=labeled, unlabeled=unlabeled,
+        return train_round_model(recipe or self.recipe, round_index=round_index, labeled=labeled, unlabeled=unlabeled,
                                  val=self.data.val, init_state=init_state, current_state=current_state,
                                  image_sizes=self.sizes, seed=seed, backbone_checkpoint=backbone_checkpoint)
 
