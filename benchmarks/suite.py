@@ -203,14 +203,22 @@ class Simulation:
         model.load_state_dict(state)
         return model.eval()
 
-    def evaluate(self, model, config):
+    def evaluate(self, model, config, samples=None):
+        """(mIoU, per-class IoU, calibration, per-class precision) on ``samples`` (None: the target validation split)."""
         from learning.promotion import class_iou, class_precision, image_confusions, miou_of
         from learning.round_step import validation_predictions
 
-        calibration = validation_predictions(model, self.data.val, size=config.size)
+        calibration = validation_predictions(model, self.data.val if samples is None else samples, size=config.size)
         matrix = image_confusions([p for p, _ in calibration.predictions], calibration.truths,
                                   self.data.num_classes).sum(0)
         return miou_of(matrix), class_iou(matrix), calibration, class_precision(matrix)
+
+    def evaluate_pool(self, model, config) -> float:
+        """mIoU on the target pool against its full labels: how well a model fits the images it trained on."""
+        from learning.data import Sample
+
+        pool = [Sample(image=self.images[s.key], mask=self.truth[s.key], key=s.key, target=True) for s in self.data.pool]
+        return self.evaluate(model, config, pool)[0]
 
 
 def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord]:
