@@ -32,7 +32,9 @@ BATCHNORM_MOMENTUM = 0.1
 # name -> (builder name in torchvision.models.segmentation, short description)
 ARCHITECTURES: dict[str, str] = {
     "deeplabv3_mobilenet_v3_large": "DeepLabV3, MobileNetV3-Large backbone (11 M params; the CPU default)",
-    "lraspp_mobilenet_v3_large": "LR-ASPP, MobileNetV3-Large backbone (3 M params; fastest, a little less accurate)",
+    # Fewer parameters, yet on a 2-core CPU it trained fewer steps in 15 minutes than the default, and scored lower on
+    # both datasets (docs/BENCHMARKS.md, "Training recipe").
+    "lraspp_mobilenet_v3_large": "LR-ASPP, MobileNetV3-Large backbone (3 M params; no faster to train on a CPU)",
     "deeplabv3_resnet50": "DeepLabV3, ResNet-50 backbone (40 M params; GPU workers)",
     "deeplabv3_resnet101": "DeepLabV3, ResNet-101 backbone (59 M params; GPU workers)",
 }
