@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                         record = run(sim, name, seed, variant, labels, args.steps_initial)
                         report.append_record(path, asdict(record))
                         print(f"{name} seed {seed} {variant} labels {labels}: mIoU {100 * record.base_miou:.1f} → "
-                              f"{100 * record.miou:.1f}, IoU {[round(100 * v, 1) for v in record.iou]}, "
+                              f"{100 * record.miou:.1f}, IoU {[None if v is None else round(100 * v, 1) for v in record.iou]}, "
                               f"{record.steps} steps, {record.train_seconds:.0f} s", flush=True)
     markdown = render(load_records(path))
     print(markdown)
