@@ -122,11 +122,7 @@ def render(records: list[FinetuneRecord]) -> str:
         if not rows:
             continue
         classes = datasets.load(name).class_names if datasets.available(name) else []
-        # The rarest class: the lowest round-0 IoU among the classes the validation split has (None/NaN: absent).
-        base_iou = np.array([[np.nan if v is None else v for v in r.base_iou] for r in rows], dtype=float)
-        present = ~np.isnan(base_iou)
-        mean_iou = np.where(present.any(0), np.nansum(base_iou, 0) / np.maximum(present.sum(0), 1), np.inf)
-        rare = int(np.argmin(mean_iou))
+        rare = report.lowest_mean_class([r.base_iou for r in rows])  # the rarest class by round 0's IoU
         rare_name = classes[rare] if rare < len(classes) else str(rare)
         table = []
         for variant in VARIANTS:
@@ -183,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = SuiteSettings(rounds=1, steps_initial=args.steps_initial, promotion=current_promotion_rule(),
                                  train_pixels=default_max_train_pixels(), consistency=False)
+        machine = report.machine_description()
         for name in args.datasets:
             if not datasets.available(name):
                 print(f"{name}: dataset not found, skipped")
@@ -191,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             # Round 0 is not bit-identical across CPUs: another machine's seed is another sample, run again here.
             done = {(r.seed, r.variant, r.labels) for r in load_records(path) if r.dataset == name
                     and r.steps_initial == args.steps_initial and r.train_pixels == settings.train_pixels
-                    and r.machine == report.machine_description()}
+                    and r.machine == machine}
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 for variant in args.variants:
                     for labels in args.labels:
@@ -201,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                         record = run(sim, name, seed, variant, labels, args.steps_initial)
                         report.append_record(path, asdict(record))
                         print(f"{name} seed {seed} {variant} labels {labels}: mIoU {100 * record.base_miou:.1f} → "
-                              f"{100 * record.miou:.1f}, IoU {[None if v is None else round(100 * v, 1) for v in record.iou]}, "
+                              f"{100 * record.miou:.1f}, "
+                              f"IoU {[None if v is None else round(100 * v, 1) for v in record.iou]}, "
                               f"{record.steps} steps, {record.train_seconds:.0f} s", flush=True)
     markdown = render(load_records(path))
     print(markdown)

@@ -15,6 +15,8 @@ import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
 HEADER = (
@@ -66,6 +68,15 @@ def command_line() -> str:
         package = ".".join(script.parent.relative_to(ROOT).parts)
         return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "-m", package, *sys.argv[1:]])
     return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+
+
+def lowest_mean_class(per_class: list[list[float | None]]) -> int:
+    """The class whose mean over ``per_class`` rows (one per-class list each, e.g. IoUs) is lowest; None or NaN
+    entries do not count, and a class with no value in any row (absent from the split) is never chosen."""
+    values = np.array([[np.nan if v is None else v for v in row] for row in per_class], dtype=float)
+    present = ~np.isnan(values)
+    means = np.where(present.any(0), np.nansum(values, 0) / np.maximum(present.sum(0), 1), np.inf)
+    return int(np.argmin(means))
 
 
 def percent(value: float | None, digits: int = 1, unit: str = "") -> str:

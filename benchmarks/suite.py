@@ -314,8 +314,7 @@ def _fmt(rows: list[RoundRecord], attribute: str = "miou") -> str:
 def rarest_class(records: list[RoundRecord]) -> int:
     """The class with the lowest IoU in the full-supervision ceiling (or the last round of any arm)."""
     final = [r for r in records if r.arm == "full"] or records
-    iou = np.array([[v if v is not None else np.nan for v in r.per_class_iou] for r in final], dtype=float)
-    return int(np.nanargmin(np.nanmean(iou, 0)))
+    return report.lowest_mean_class([r.per_class_iou for r in final])
 
 
 def verdicts(records: list[RoundRecord], names: list[str] = ()) -> list[str]:
