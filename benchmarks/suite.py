@@ -11,7 +11,8 @@ the frozen validation split for evaluation and promotion.
 
 Arms: ``ours`` (the default strategy, region queries), ``random_region``,
 ``random_image`` and ``full`` (every pool pixel labeled from round 1 on:
-the ceiling). Budget: ``--percent`` of the pool's pixels per round.
+the ceiling); ``ours_explore`` (ours with a quarter of its picks random
+regions) only when asked. Budget: ``--percent`` of the pool's pixels per round.
 
     python benchmarks/suite.py --datasets polyp demo --seeds 1 --threads 1
     python benchmarks/suite.py --report-only     # re-render docs/BENCHMARKS.md from the tracked records
@@ -45,12 +46,17 @@ LEGACY_PROMOTION = "bootstrap"
 LEGACY_TRAIN_PIXELS = 240 * 320  # every run's training-size cap before learning.recipe.default_max_train_pixels
 LEGACY_CONSISTENCY = True  # fine-tuning rounds ran with mean-teacher consistency before the recipe turned it off
 BASES = ROOT / "var" / "bench" / "suite"  # round-0 models, reused by reruns with the same round-0 config
+FINETUNE_ONLY_FIELDS = ("freeze_backbone", "start_share")  # TrainConfig fields round 0 never sets
 ARMS = {  # name: (strategy, query unit, label)
     "ours": ("adaptive", "region", "ours (adaptive, regions)"),
     "random_region": ("random", "region", "random regions"),
     "random_image": ("random", "image", "random images"),
     "full": (None, None, "full target supervision (ceiling)"),
+    # Ablation (not run unless asked): ours with a quarter of its picks random regions (exploration).
+    "ours_explore": ("adaptive", "region", "ours + a quarter of the picks random (exploration)"),
 }
+MAIN_ARMS = ("ours", "random_region", "random_image", "full")  # what the issue asks of every dataset
+EXPLORE_SHARE = {"ours_explore": 0.25}  # SelectionSettings.explore_share of an arm (0 for the others)
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,9 @@ class Simulation:
         config = round_train_config(self.recipe, round_index=0, warm_start=False, image_sizes=self.sizes, seed=seed)
         # Round 0 here has no target labels, so the target share cannot change it: one cached model for all shares.
         key = replace(config, target_label_share=0.0).to_dict()
-        key.pop("freeze_backbone")  # round 0 never freezes its backbone: the models cached before the option stay found
+        # Fine-tuning-only fields leave round 0 alone: the models cached before those options stay found.
+        for field in FINETUNE_ONLY_FIELDS:
+            key.pop(field)
         if self.settings.pretrained != "none":
             key["pretrained"] = self.settings.pretrained
         digest = hashlib.sha1(json.dumps([self.name, key], sort_keys=True, default=str).encode())
@@ -248,7 +256,8 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
             if unit == "image":  # whole images: the budget's worth of images, at least one a round
                 budget = Budget(max(1, round(sim.settings.percent / 100 * len(sim.images))), "images")
             selection = SelectionSettings(strategy=strategy, unit=unit, budget=budget,
-                                          num_classes=sim.data.num_classes, size=config.size)
+                                          num_classes=sim.data.num_classes, size=config.size,
+                                          explore_share=EXPLORE_SHARE.get(arm, 0.0))
             pool = [PoolImage(k, sim.images[k], labels=labels.get(k), queried=queried[k]) for k in sim.images]
             masks = [s.mask for s in sim.data.source] + list(labels.values())
             proposal = propose_round(sim.model(state, config), pool, calibration=calibration, settings=selection,
@@ -332,6 +341,13 @@ def verdicts(records: list[RoundRecord], names: list[str] = ()) -> list[str]:
             lines.append(f"seed spread (std of val mIoU across seeds, mean over arms and rounds): {100 * spread:.1f}; "
                          + (f"ours is below random regions by more than that in round(s) {below}" if below else
                             "ours is never below random regions by more than that"))
+    explore = _curve(records, "ours_explore")
+    shared = [r for r in rounds if r in explore and r in random_region]
+    if shared:
+        for other, name in ((random_region, "random regions"), (ours, "ours")):
+            gaps = [_mean(x.miou for x in explore[r]) - _mean(x.miou for x in other.get(r, [])) for r in shared]
+            lines.append(f"ours + exploration − {name}, mean over rounds 1–{shared[-1]}: {100 * np.nanmean(gaps):+.1f}"
+                         f" mIoU (per round {', '.join(f'{100 * g:+.1f}' for g in gaps)})")
     if rounds and full:
         for r in rounds:
             if r in full and r in (random_region or {}):
@@ -473,7 +489,7 @@ def render(records: list[RoundRecord], settings_text: str, title: str = "Dataset
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", choices=datasets.NAMES, default=list(datasets.NAMES))
-    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(MAIN_ARMS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0,
                         help="seeds first-seed .. first-seed + seeds - 1: several processes or machines can each run "

@@ -54,6 +54,7 @@ class RecipeSettings:
     target_label_share: float = DEFAULT_TARGET_LABEL_SHARE
     finetune_lr: float = 3e-4
     finetune_head_only: bool = False  # fine-tuning rounds train the head alone (TrainConfig.freeze_backbone)
+    finetune_start_share: float = 0.0  # share of the starting weights a fine-tuned model keeps (TrainConfig.start_share)
 
 
 def default_max_train_pixels(device_type: str | None = None) -> int:
@@ -123,6 +124,7 @@ def round_train_config(settings: RecipeSettings, *, round_index: int, warm_start
         class_weighting=settings.class_weighting, dice_weight=settings.dice_weight,
         target_label_share=settings.target_label_share,
         freeze_backbone=settings.finetune_head_only and warm_start,
+        start_share=settings.finetune_start_share if warm_start else 0.0,
     )
 
 

@@ -95,10 +95,12 @@ class SelectionSettings:
     uncertainty_weight: float | None = None  # None: the strategy's own (schedule or default)
     rarity_power: float = 0.0
     batch_size: int = 8
+    explore_share: float = 0.0  # share of the picks drawn at random (SelectionParams.explore_share)
 
     def params(self) -> SelectionParams:
         overrides = {} if self.uncertainty_weight is None else {"uncertainty_weight": self.uncertainty_weight}
-        return SelectionParams(num_classes=self.num_classes, rarity_power=self.rarity_power, **overrides)
+        return SelectionParams(num_classes=self.num_classes, rarity_power=self.rarity_power,
+                               explore_share=self.explore_share, **overrides)
 
 
 @dataclass

@@ -87,6 +87,9 @@ class TrainConfig:
     # Train the head alone: the backbone's weights and BatchNorm statistics stay as loaded (a fine-tuning round
     # that must not drift from the model it starts from; each step also costs less, with no backward through it).
     freeze_backbone: bool = False
+    # Fine-tuning: this share of the starting weights (``init_state``) stays in the result, the rest is the trained
+    # weights' (learning.averaging: weight-space interpolation, WiSE-FT); 0 = the trained weights alone.
+    start_share: float = 0.0
     # Domain adaptation on the unlabeled target images.
     adversarial: bool = False
     adversarial_weight: float = 0.001
@@ -123,6 +126,8 @@ class TrainConfig:
             raise ValueError("target_label_share must be in [0, 1)")
         if self.time_budget_s < 0:
             raise ValueError("time_budget_s must be >= 0 (0 = no budget)")
+        if not 0.0 <= self.start_share <= 1.0:
+            raise ValueError("start_share must be in [0, 1]")
 
     @property
     def objective_names(self) -> tuple[str, ...]:
@@ -391,6 +396,10 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
     train_seconds = time.perf_counter() - loop_started
     steps_done = step + 1
 
+    if init_state is not None and config.start_share > 0:
+        from learning.averaging import interpolate_states
+
+        model.load_state_dict(interpolate_states(init_state, model.state_dict(), config.start_share))
     metrics = None
     if val:
         check_stop()

@@ -46,8 +46,9 @@ shortlist is one group, the exact reference.
 """
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,6 +119,9 @@ class SelectionParams:
     per_image_cap: float = 3.0  # region picks per image <= ceil(cap * k / images with candidates)
     rarity_power: float = 0.0  # > 0: weight region scores by predicted-class rarity
     context: int = 1  # RIPU neighbourhood half-width, in canvas pixels
+    # This share of the picks is drawn uniformly at random from the whole pool, interleaved with the strategy's
+    # own order (exploration: units no score would reach); 0 = the strategy's order alone.
+    explore_share: float = 0.0
     num_classes: int | None = None  # default: inferred from the predictions
     schedule: AdaptiveSchedule = AdaptiveSchedule()
 
@@ -466,11 +470,32 @@ def _select(c: Candidates, chosen: Strategy, budget: Budget, params: SelectionPa
     ctx = SelectionContext(c, k, float(weight), params, rng, labeled_features)
     scores = np.asarray(chosen.scores(ctx), dtype=np.float64)
     order = diversity_order(ctx, scores) if chosen.weight else np.argsort(-scores, kind="stable")
+    if params.explore_share > 0:
+        order = with_exploration(order, rng.permutation(len(c)), params.explore_share)
     per_image_limit = None
     if c.unit == "region":
         per_image_limit = max(1, math.ceil(params.per_image_cap * k / len(np.unique(c.item))))
     rows = fill_budget(c, order, budget, scores=scores, per_image_limit=per_image_limit)
     return group_queries(c, rows, scores)
+
+
+def with_exploration(order: Iterable[int], random_order: np.ndarray, share: float) -> Iterator[int]:
+    """``order`` with every ``1 / share``-th pick taken from ``random_order`` instead (repeats are left in:
+    the budget filler skips a unit it already took)."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"explore_share must be in [0, 1], got {share}")
+    own = (int(pick) for pick in order)
+    if share == 0.0:
+        yield from own
+        return
+    explore = (int(pick) for pick in random_order)
+    for position in itertools.count():
+        source = explore if math.floor((position + 1) * share) > math.floor(position * share) else own
+        pick = next(source, None)
+        if pick is None:  # one stream ran dry: the other gives the rest
+            yield from own if source is explore else explore
+            return
+        yield pick
 
 
 def picks_by_uncertainty(strategy: str) -> bool:

@@ -215,3 +215,28 @@ def test_queried_but_unpainted_pixels_are_not_asked_for_again():
     for q in again:
         if q.key in queried:
             assert not (q.mask & queried[q.key]).any()
+
+
+def test_exploration_takes_its_share_of_the_picks_from_the_random_order():
+    from learning.selection.strategies import with_exploration
+
+    order = list(with_exploration(range(100, 112), np.arange(12), 0.25))
+    assert len(order) == 24  # both streams run out: nothing is lost
+    assert order[:8] == [100, 101, 102, 0, 103, 104, 105, 1]  # every fourth pick explores
+    assert list(with_exploration([5, 6], np.arange(3), 0.0)) == [5, 6]
+    assert list(with_exploration([5, 6], np.arange(3), 1.0)) == [0, 1, 2, 5, 6]  # then the rest of its own
+    with pytest.raises(ValueError, match="explore_share"):
+        list(with_exploration([1], np.arange(1), 1.5))
+
+
+def test_an_exploration_share_changes_which_regions_a_strategy_picks_but_not_the_budget():
+    from learning.selection import SelectionParams
+
+    items = _region_pool(seed=3)
+    total = sum(i.canvas[0] * i.canvas[1] for i in items)
+    budget = Budget(11, "percent")
+    plain = select_queries(items, budget, "adaptive", unit="region", seed=0)
+    mixed = select_queries(items, budget, "adaptive", unit="region", seed=0,
+                           params=SelectionParams(explore_share=0.5))
+    assert sum(q.pixels for q in mixed) <= budget.pixel_limit(total)
+    assert {(q.key, q.region_ids) for q in plain} != {(q.key, q.region_ids) for q in mixed}

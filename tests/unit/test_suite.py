@@ -111,3 +111,21 @@ def test_settings_keys_of_tracked_records_stay_and_ssl_and_the_promotion_rule_ge
         == "90af771ee55a"
     assert suite.settings_of(suite.parse_args(legacy + ["--report-only"])).key("camvid") != "90af771ee55a"
     assert SuiteSettings(5, 1.0, 300, 40, 0.0, consistency=False).key("camvid") != "90af771ee55a"
+
+
+def test_the_fields_left_out_of_round_zeros_cache_key_are_ones_round_zero_never_sets():
+    """Round-0 models are cached by their config without the fine-tuning-only fields (so adding one keeps the
+    cache): that is only sound while round 0 leaves each of them at the TrainConfig default."""
+    from dataclasses import fields
+
+    from learning.recipe import RecipeSettings, round_train_config
+    from learning.train import TrainConfig
+
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    recipe = RecipeSettings(arch="deeplabv3_mobilenet_v3_large", num_classes=3, size=(64, 64),
+                            finetune_head_only=True, finetune_start_share=0.5)
+    round0 = round_train_config(recipe, round_index=0, warm_start=False)
+    finetune = round_train_config(recipe, round_index=1, warm_start=True)
+    for name in suite.FINETUNE_ONLY_FIELDS:
+        assert getattr(round0, name) == defaults[name]
+        assert getattr(finetune, name) != defaults[name]  # the recipe does reach fine-tuning rounds
