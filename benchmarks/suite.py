@@ -47,6 +47,7 @@ LEGACY_TRAIN_PIXELS = 240 * 320  # every run's training-size cap before learning
 LEGACY_CONSISTENCY = True  # fine-tuning rounds ran with mean-teacher consistency before the recipe turned it off
 BASES = ROOT / "var" / "bench" / "suite"  # round-0 models, reused by reruns with the same round-0 config
 FINETUNE_ONLY_FIELDS = ("freeze_backbone", "start_share")  # TrainConfig fields round 0 never sets
+KEY_OMITTED_AT_DEFAULT = {"rare_class_temperature": 0.0}  # round-0 TrainConfig fields added after the first caches
 ARMS = {  # name: (strategy, query unit, label)
     "ours": ("adaptive", "region", "ours (adaptive, regions)"),
     "random_region": ("random", "region", "random regions"),
@@ -183,6 +184,9 @@ class Simulation:
         # Fine-tuning-only fields leave round 0 alone: the models cached before those options stay found.
         for field in FINETUNE_ONLY_FIELDS:
             key.pop(field)
+        for field, default in KEY_OMITTED_AT_DEFAULT.items():  # options added later: at their default, the old key
+            if key[field] == default:
+                key.pop(field)
         if self.settings.pretrained != "none":
             key["pretrained"] = self.settings.pretrained
         digest = hashlib.sha1(json.dumps([self.name, key], sort_keys=True, default=str).encode())

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from .decoding import InvalidImage, read_mask_values, read_rgb
 
-from learning.labels import IGNORE_INDEX
+from learning.labels import IGNORE_INDEX, class_pixel_counts
 
 # ImageNet statistics: what torchvision's backbones expect, so a local ImageNet
 # backbone checkpoint works without renormalising.
@@ -274,21 +274,54 @@ def collate(items: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.T
     return torch.stack(images), torch.stack(masks)
 
 
+def rare_class_probabilities(counts: np.ndarray, temperature: float) -> np.ndarray:
+    """Rare-class sampling (DAFormer's RCS, Hoyer et al., CVPR'22): how often to draw each labeled image.
+
+    ``counts``: (images, classes) labeled pixels. A class is drawn with
+    probability ``softmax((1 - f_c) / temperature)`` over the classes present
+    (``f_c``: its share of the labeled pixels), then an image holding it
+    uniformly: a class on 1 % of the pixels is drawn as often as one on 30 %
+    when the temperature is small, so the images with a rare class are seen
+    many times more. Images without a labeled pixel are never drawn (all of
+    them, when none has one).
+    """
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0")
+    counts = np.asarray(counts, dtype=np.float64)
+    totals = counts.sum(axis=0)
+    present = totals > 0
+    if not present.any():
+        return np.full(len(counts), 1.0 / len(counts))
+    share = totals / totals.sum()
+    logits = np.where(present, (1.0 - share) / temperature, -np.inf)
+    class_p = np.exp(logits - logits[present].max())
+    class_p /= class_p.sum()
+    holds = counts > 0
+    per_image = (holds * (class_p / np.maximum(holds.sum(axis=0), 1))).sum(axis=1)
+    return per_image / per_image.sum()
+
+
 class BatchStream:
     """Endless batches from a dataset: a fresh seeded permutation per epoch, no worker processes.
 
     On two shared cores, DataLoader workers only fight the training threads; the
-    cached decode makes the in-process fetch cheap.
+    cached decode makes the in-process fetch cheap. With ``probabilities`` (one
+    per item, e.g. :func:`rare_class_probabilities`) each epoch is as many
+    draws with replacement from them instead.
     """
 
     target_size = 0  # rows of each batch that are labeled target images (MixedBatchStream: the last ones)
 
-    def __init__(self, dataset: SegmentationDataset, batch_size: int, *, seed: int):
+    def __init__(self, dataset: SegmentationDataset, batch_size: int, *, seed: int,
+                 probabilities: np.ndarray | None = None):
         if len(dataset) == 0:
             raise ValueError("cannot draw batches from an empty dataset")
+        if probabilities is not None and len(probabilities) != len(dataset):
+            raise ValueError(f"{len(probabilities)} probabilities for {len(dataset)} items")
         self.dataset = dataset
         self.batch_size = batch_size
         self.seed = seed
+        self.probabilities = probabilities
         self._order: list[int] = []
         self._epoch = -1
 
@@ -302,7 +335,10 @@ class BatchStream:
             if not self._order:
                 self._epoch += 1
                 self.dataset.epoch = self._epoch
-                self._order = list(np.random.default_rng([self.seed, self._epoch]).permutation(len(self.dataset)))
+                rng = np.random.default_rng([self.seed, self._epoch])
+                count = len(self.dataset)
+                self._order = list(rng.permutation(count) if self.probabilities is None
+                                   else rng.choice(count, size=count, p=self.probabilities))
             indices.append(int(self._order.pop()))
         return collate(self.dataset[i] for i in indices)
 
@@ -316,9 +352,10 @@ class MixedBatchStream:
     """
 
     def __init__(self, source: SegmentationDataset, target: SegmentationDataset, batch_size: int, *,
-                 target_share: float, seed: int):
+                 target_share: float, seed: int, source_probabilities: np.ndarray | None = None):
         self.target_size = min(batch_size - 1, max(1, round(batch_size * target_share)))
-        self.source = BatchStream(source, batch_size - self.target_size, seed=seed)
+        self.source = BatchStream(source, batch_size - self.target_size, seed=seed,
+                                  probabilities=source_probabilities)
         self.target = BatchStream(target, self.target_size, seed=seed + 7919)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -328,15 +365,32 @@ class MixedBatchStream:
 
 
 def labeled_batches(samples: Sequence[Sample], size: Size, batch_size: int, *, target_share: float,
-                    augment: "Augment | None", seed: int) -> "BatchStream | MixedBatchStream":
-    """The labeled batch stream of a training run: mixed when there are source and target labels to mix."""
+                    augment: "Augment | None", seed: int, rare_class_temperature: float = 0.0,
+                    num_classes: int | None = None) -> "BatchStream | MixedBatchStream":
+    """The labeled batch stream of a training run: mixed when there are source and target labels to mix.
+
+    ``rare_class_temperature`` > 0: the source images (all labeled images when
+    none is a target one's) are drawn by :func:`rare_class_probabilities`
+    over ``num_classes``; the target share stays uniform over what
+    annotators labeled.
+    """
     target = [s for s in samples if s.target]
     source = [s for s in samples if not s.target]
-    if target_share > 0 and target and source:
+    mixed = target_share > 0 and bool(target) and bool(source)
+    drawn = source if mixed else list(samples)
+    probabilities = None
+    if rare_class_temperature > 0:
+        if num_classes is None:
+            raise ValueError("rare-class sampling needs num_classes")
+        probabilities = rare_class_probabilities(
+            np.stack([class_pixel_counts([mask], num_classes) if mask is not None else np.zeros(num_classes)
+                      for _, mask in (load_sample(s, size) for s in drawn)]), rare_class_temperature)
+    if mixed:
         return MixedBatchStream(SegmentationDataset(source, size, augment=augment, seed=seed),
                                 SegmentationDataset(target, size, augment=augment, seed=seed + 1),
-                                batch_size, target_share=target_share, seed=seed)
-    return BatchStream(SegmentationDataset(samples, size, augment=augment, seed=seed), batch_size, seed=seed)
+                                batch_size, target_share=target_share, seed=seed, source_probabilities=probabilities)
+    return BatchStream(SegmentationDataset(samples, size, augment=augment, seed=seed), batch_size, seed=seed,
+                       probabilities=probabilities)
 
 
 # --- fingerprints ----------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class RecipeSettings:
     target_label_share: float = DEFAULT_TARGET_LABEL_SHARE
     finetune_lr: float = 3e-4
     finetune_head_only: bool = False  # fine-tuning rounds train the head alone (TrainConfig.freeze_backbone)
+    rare_class_temperature: float = 0.0  # > 0: rare-class sampling of the labeled source (TrainConfig field)
     finetune_start_share: float = 0.0  # share of the starting weights a fine-tuned model keeps (TrainConfig.start_share)
 
 
@@ -125,6 +126,7 @@ def round_train_config(settings: RecipeSettings, *, round_index: int, warm_start
         target_label_share=settings.target_label_share,
         freeze_backbone=settings.finetune_head_only and warm_start,
         start_share=settings.finetune_start_share if warm_start else 0.0,
+        rare_class_temperature=settings.rare_class_temperature,
     )
 
 

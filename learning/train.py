@@ -87,6 +87,9 @@ class TrainConfig:
     # Train the head alone: the backbone's weights and BatchNorm statistics stay as loaded (a fine-tuning round
     # that must not drift from the model it starts from; each step also costs less, with no backward through it).
     freeze_backbone: bool = False
+    # > 0: labeled source images are drawn by rare-class sampling at this temperature (learning.data.
+    # rare_class_probabilities; DAFormer used 0.01); 0 = a uniform permutation per epoch.
+    rare_class_temperature: float = 0.0
     # Fine-tuning: this share of the starting weights (``init_state``) stays in the result, the rest is the trained
     # weights' (learning.averaging: weight-space interpolation, WiSE-FT); 0 = the trained weights alone.
     start_share: float = 0.0
@@ -126,6 +129,8 @@ class TrainConfig:
             raise ValueError("target_label_share must be in [0, 1)")
         if self.time_budget_s < 0:
             raise ValueError("time_budget_s must be >= 0 (0 = no budget)")
+        if self.rare_class_temperature < 0:
+            raise ValueError("rare_class_temperature must be >= 0 (0 = uniform draws)")
         if not 0.0 <= self.start_share <= 1.0:
             raise ValueError("start_share must be in [0, 1]")
 
@@ -307,7 +312,9 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
     set_train_mode(model, config)
 
     labeled_stream = labeled_batches(labeled, config.size, config.batch_size, target_share=config.target_label_share,
-                                     augment=augment, seed=config.seed) if labeled else None
+                                     augment=augment, seed=config.seed,
+                                     rare_class_temperature=config.rare_class_temperature,
+                                     num_classes=config.num_classes) if labeled else None
     needs_target = target_dataset is not None and any(o.needs_target_batch for o in objectives)
     target_stream = BatchStream(target_dataset, config.target_batch_size, seed=config.seed + 1) \
         if needs_target else None
