@@ -8,7 +8,7 @@ the recipe, the warm start, the app's steps and time budget) with either
 **every pool label** (the ceiling's labels), under recipe variants that
 change only the fine-tuning: mean-teacher consistency on or off, output-space
 adversarial adaptation on or off, the fine-tuning learning rate, training the
-head alone, keeping half of the starting weights (weight interpolation). Each round's
+head alone. Each round's
 model is scored on the target validation split against the round-0 model it
 started from (keep-best is not applied: the candidate itself is scored).
 
@@ -48,8 +48,6 @@ VARIANTS = {  # name: (RecipeSettings fields of the fine-tuning round, label)
     "head_only": ({"finetune_head_only": True}, "head only (backbone and its BatchNorm frozen)"),
     "head_only_more": ({"finetune_head_only": True, "steps_per_round": 600},
                        "head only, 600 planned steps (within the round budget)"),
-    "start_share05": ({"finetune_start_share": 0.5},
-                      "half the starting weights kept (weight interpolation with round 0)"),
     # Over the round's budget on purpose: does a round that ran twice as long learn more?
     "steps400": ({"steps_per_round": 400, "round_minutes": 0.0}, "400 steps, no time budget (twice the app's)"),
     "steps400_lr1e3": ({"steps_per_round": 400, "round_minutes": 0.0, "finetune_lr": 1e-3},

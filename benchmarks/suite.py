@@ -46,7 +46,7 @@ LEGACY_PROMOTION = "bootstrap"
 LEGACY_TRAIN_PIXELS = 240 * 320  # every run's training-size cap before learning.recipe.default_max_train_pixels
 LEGACY_CONSISTENCY = True  # fine-tuning rounds ran with mean-teacher consistency before the recipe turned it off
 BASES = ROOT / "var" / "bench" / "suite"  # round-0 models, reused by reruns with the same round-0 config
-FINETUNE_ONLY_FIELDS = ("freeze_backbone", "start_share")  # TrainConfig fields round 0 never sets
+FINETUNE_ONLY_FIELDS = ("freeze_backbone",)  # TrainConfig fields round 0 never sets
 KEY_OMITTED_AT_DEFAULT = {"rare_class_temperature": 0.0}  # round-0 TrainConfig fields added after the first caches
 ARMS = {  # name: (strategy, query unit, label)
     "ours": ("adaptive", "region", "ours (adaptive, regions)"),

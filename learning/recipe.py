@@ -55,7 +55,6 @@ class RecipeSettings:
     finetune_lr: float = 3e-4
     finetune_head_only: bool = False  # fine-tuning rounds train the head alone (TrainConfig.freeze_backbone)
     rare_class_temperature: float = 0.0  # > 0: rare-class sampling of the labeled source (TrainConfig field)
-    finetune_start_share: float = 0.0  # share of the starting weights a fine-tuned model keeps (TrainConfig.start_share)
 
 
 def default_max_train_pixels(device_type: str | None = None) -> int:
@@ -125,7 +124,6 @@ def round_train_config(settings: RecipeSettings, *, round_index: int, warm_start
         class_weighting=settings.class_weighting, dice_weight=settings.dice_weight,
         target_label_share=settings.target_label_share,
         freeze_backbone=settings.finetune_head_only and warm_start,
-        start_share=settings.finetune_start_share if warm_start else 0.0,
         rare_class_temperature=settings.rare_class_temperature,
     )
 

@@ -90,9 +90,6 @@ class TrainConfig:
     # > 0: labeled source images are drawn by rare-class sampling at this temperature (learning.data.
     # rare_class_probabilities; DAFormer used 0.01); 0 = a uniform permutation per epoch.
     rare_class_temperature: float = 0.0
-    # Fine-tuning: this share of the starting weights (``init_state``) stays in the result, the rest is the trained
-    # weights' (learning.averaging: weight-space interpolation, WiSE-FT); 0 = the trained weights alone.
-    start_share: float = 0.0
     # Domain adaptation on the unlabeled target images.
     adversarial: bool = False
     adversarial_weight: float = 0.001
@@ -131,8 +128,6 @@ class TrainConfig:
             raise ValueError("time_budget_s must be >= 0 (0 = no budget)")
         if self.rare_class_temperature < 0:
             raise ValueError("rare_class_temperature must be >= 0 (0 = uniform draws)")
-        if not 0.0 <= self.start_share <= 1.0:
-            raise ValueError("start_share must be in [0, 1]")
 
     @property
     def objective_names(self) -> tuple[str, ...]:
@@ -403,10 +398,6 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
     train_seconds = time.perf_counter() - loop_started
     steps_done = step + 1
 
-    if init_state is not None and config.start_share > 0:
-        from learning.averaging import interpolate_states
-
-        model.load_state_dict(interpolate_states(init_state, model.state_dict(), config.start_share))
     metrics = None
     if val:
         check_stop()

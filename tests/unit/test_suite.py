@@ -123,7 +123,7 @@ def test_the_fields_left_out_of_round_zeros_cache_key_are_ones_round_zero_never_
 
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     recipe = RecipeSettings(arch="deeplabv3_mobilenet_v3_large", num_classes=3, size=(64, 64),
-                            finetune_head_only=True, finetune_start_share=0.5)
+                            finetune_head_only=True)
     round0 = round_train_config(recipe, round_index=0, warm_start=False)
     finetune = round_train_config(recipe, round_index=1, warm_start=True)
     for name in suite.FINETUNE_ONLY_FIELDS:

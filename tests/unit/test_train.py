@@ -296,27 +296,3 @@ def test_a_frozen_backbone_keeps_its_weights_and_batchnorm_statistics_while_the_
                   init_state=init).state_dict
     assert any(not torch.equal(moved[k], init[k]) for k in backbone)
 
-
-def test_a_start_share_interpolates_the_result_between_the_start_and_the_trained_weights(tiny_samples):
-    samples = tiny_samples(4)
-    init = train(TrainConfig(**TINY, steps=2), labeled=samples).state_dict
-    trained = train(TrainConfig(**TINY, steps=3, lr=3e-3), labeled=samples, init_state=init).state_dict
-    mixed = train(TrainConfig(**TINY, steps=3, lr=3e-3, start_share=0.25), labeled=samples, val=samples[:2],
-                  init_state=init)
-    floats = [k for k in init if init[k].is_floating_point()]
-    assert any(not torch.equal(trained[k], init[k]) for k in floats)  # the round moved: the check is not vacuous
-    for key in floats:
-        assert torch.allclose(mixed.state_dict[key], 0.25 * init[key] + 0.75 * trained[key], atol=1e-6)
-    # Validation scores the interpolated model, the one that is stored.
-    from learning.inference import evaluate
-    from learning.models import build_model
-
-    model = build_model(TINY["arch"], TINY["num_classes"])
-    model.load_state_dict(mixed.state_dict)
-    again = evaluate(model.eval(), samples[:2], TINY["num_classes"], size=TINY["size"])
-    assert again.miou == pytest.approx(mixed.metrics.miou)
-
-
-def test_a_start_share_outside_zero_to_one_is_refused():
-    with pytest.raises(ValueError, match="start_share"):
-        TrainConfig(**TINY, start_share=1.5)
