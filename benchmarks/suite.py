@@ -345,13 +345,7 @@ def verdicts(records: list[RoundRecord], names: list[str] = ()) -> list[str]:
             lines.append(f"seed spread (std of val mIoU across seeds, mean over arms and rounds): {100 * spread:.1f}; "
                          + (f"ours is below random regions by more than that in round(s) {below}" if below else
                             "ours is never below random regions by more than that"))
-    explore = _curve(records, "ours_explore")
-    shared = [r for r in rounds if r in explore and r in random_region]
-    if shared:
-        for other, name in ((random_region, "random regions"), (ours, "ours")):
-            gaps = [_mean(x.miou for x in explore[r]) - _mean(x.miou for x in other.get(r, [])) for r in shared]
-            lines.append(f"ours + exploration − {name}, mean over rounds 1–{shared[-1]}: {100 * np.nanmean(gaps):+.1f}"
-                         f" mIoU (per round {', '.join(f'{100 * g:+.1f}' for g in gaps)})")
+    lines += exploration_verdict(records)
     if rounds and full:
         for r in rounds:
             if r in full and r in (random_region or {}):
@@ -364,6 +358,23 @@ def verdicts(records: list[RoundRecord], names: list[str] = ()) -> list[str]:
     lines += round0_precision_verdict(records, names=names)
     lines += keep_best_verdict(records, spread)
     return [line for line in lines if line]
+
+
+def exploration_verdict(records: list[RoundRecord]) -> list[str]:
+    """The exploration ablation against random regions and ours, on the seeds it ran (paired, round by round)."""
+    seeds = {r.seed for r in records if r.arm == "ours_explore"}
+    paired = [r for r in records if r.seed in seeds]
+    explore = _curve(paired, "ours_explore")
+    lines = []
+    for arm, name in (("random_region", "random regions"), ("ours", "ours")):
+        other = _curve(paired, arm)
+        shared = sorted(r for r in explore if r > 0 and r in other)
+        if not shared:
+            continue
+        gaps = [_mean(x.miou for x in explore[r]) - _mean(x.miou for x in other[r]) for r in shared]
+        lines.append(f"ours + exploration − {name}, mean over rounds 1–{shared[-1]} (seeds {sorted(seeds)}): "
+                     f"{100 * np.nanmean(gaps):+.1f} mIoU (per round {', '.join(f'{100 * g:+.1f}' for g in gaps)})")
+    return lines
 
 
 def keep_best_verdict(records: list[RoundRecord], spread: float | None) -> list[str]:
