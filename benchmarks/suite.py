@@ -115,6 +115,7 @@ class RoundRecord:
     steps: int = 0
     key: str = ""
     extra: dict = field(default_factory=dict)
+    machine: str = ""  # report.machine_description() of the run ("": recorded before the field existed)
 
 
 # --- one campaign --------------------------------------------------------------------------------------------
@@ -243,9 +244,10 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
     config = base.config
     state = base.result.state_dict
     miou, iou, calibration, precision = sim.evaluate(sim.model(state, config), config)
+    machine = report.machine_description()
     records = [RoundRecord(sim.name, arm, seed, 0, 0.0, miou, miou, True, iou, steps=base.result.steps,
                            train_seconds=base.result.train_seconds, key=key,
-                           extra={"per_class_precision": precision})]
+                           extra={"per_class_precision": precision}, machine=machine)]
     labels: dict[str, np.ndarray] = {}
     queried = {k: np.zeros(m.shape, bool) for k, m in sim.truth.items()}
     strategy, unit, _ = ARMS[arm]
@@ -288,7 +290,8 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
             suggestion_coverage=quality.coverage if quality else None,
             train_seconds=trained.result.train_seconds, select_seconds=select_seconds,
             cpu_seconds=time.process_time() - cpu, steps=trained.result.steps, key=key,
-            extra={"promotion": trained.promotion.reason, "candidate_per_class_precision": candidate_precision})
+            extra={"promotion": trained.promotion.reason, "candidate_per_class_precision": candidate_precision},
+            machine=machine)
         records.append(record)
         log(f"{sim.name} {arm} seed {seed} round {r}: {record.labeled_percent:.2f}% labeled, mIoU "
             f"{100 * miou:.1f} (candidate {100 * candidate:.1f}, {'promoted' if record.promoted else 'rejected'}), "
@@ -458,11 +461,23 @@ def plot(rows: list[RoundRecord], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def machines_text(records: list[RoundRecord]) -> str:
+    """Which machine ran which seeds (round 0 is not bit-identical across CPUs: another machine's seed is another
+    sample); records from before machines were recorded count as this machine's, as their sections said."""
+    here = report.machine_description()
+    seeds: dict[str, set[int]] = {}
+    for record in records:
+        seeds.setdefault(record.machine or here, set()).add(record.seed)
+    if len(seeds) <= 1:
+        return f"Machine: {next(iter(seeds), here)}."
+    return "Machines: " + "; ".join(f"seed {', '.join(map(str, sorted(s)))} on {m}" for m, s in sorted(seeds.items())) + "."
+
+
 def render(records: list[RoundRecord], settings_text: str, title: str = "Dataset suite",
            plot_name: str | None = None) -> str:
     """The markdown of one section; ``plot_name``: also draw each dataset's plot as docs/<plot_name>-<dataset>.png."""
     lines = [f"## {title}", "",
-             f"Machine: {report.machine_description()}. Command: "
+             f"{machines_text(records)} Command: "
              f"`{report.command_line().replace(' --report-only', '').replace(' --no-write', '')}` (records in "
              "benchmarks/results/suite.jsonl; the same command with `--report-only` re-renders). Every round runs the app's round step "
              "(`learning.round_step.train_round_model` with the app's recipe and keep-best, then `propose_round`); "

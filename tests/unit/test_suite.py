@@ -144,3 +144,15 @@ def test_the_exploration_ablation_is_compared_on_its_own_seeds_only():
     assert lines == ["ours + exploration − random regions, mean over rounds 1–1 (seeds [1]): +1.0 mIoU (per round +1.0)",
                      "ours + exploration − ours, mean over rounds 1–1 (seeds [1]): +2.0 mIoU (per round +2.0)"]
     assert exploration_verdict([r for r in records if r.arm != "ours_explore"]) == []
+
+
+def test_a_section_names_the_machine_of_each_seed(monkeypatch):
+    from benchmarks import report
+    from benchmarks.suite import machines_text
+
+    monkeypatch.setattr(report, "machine_description", lambda: "Here CPU")
+    old = RoundRecord("camvid", "ours", 0, 0, 0.0, 0.3, 0.3, True, [0.3])  # recorded before machines were
+    other = RoundRecord("camvid", "ours", 1, 0, 0.0, 0.3, 0.3, True, [0.3], machine="Other CPU")
+    assert machines_text([old]) == "Machine: Here CPU."
+    assert machines_text([old, other]) == "Machines: seed 0 on Here CPU; seed 1 on Other CPU."
+    assert machines_text([]) == "Machine: Here CPU."
