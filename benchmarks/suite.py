@@ -431,6 +431,7 @@ def plot(rows: list[RoundRecord], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
+    all_seeds = sorted({r.seed for r in rows})
     for arm in ARMS:
         curve = _curve(rows, arm)
         if not curve or arm == "full":
@@ -439,8 +440,11 @@ def plot(rows: list[RoundRecord], path: Path, title: str) -> None:
         xs = np.array([_mean(x.labeled_percent for x in curve[r]) for r in rounds])
         ys = np.array([_mean(x.miou for x in curve[r]) for r in rounds])
         sd = np.array([np.std([x.miou for x in curve[r]]) for r in rounds])
+        seeds = sorted({x.seed for x in curve[rounds[0]]})
+        label = ARMS[arm][2] + ("" if seeds == all_seeds else f" (seed{'s' if len(seeds) > 1 else ''} "
+                                                             f"{', '.join(map(str, seeds))} only)")
         line, = ax.plot(xs, 100 * ys, marker="o", ms=3.5, lw=2.2 if arm == "ours" else 1.3,
-                        ls="--" if ARMS[arm][1] == "image" else "-", label=ARMS[arm][2])
+                        ls="--" if ARMS[arm][1] == "image" else "-", label=label)
         ax.fill_between(xs, 100 * (ys - sd), 100 * (ys + sd), color=line.get_color(), alpha=0.12)
     full = _curve(rows, "full")
     if full:
