@@ -467,7 +467,8 @@ def plot(rows: list[RoundRecord], path: Path, title: str) -> None:
 
 def machines_text(records: list[RoundRecord]) -> str:
     """Which machine ran which seeds (round 0 is not bit-identical across CPUs: another machine's seed is another
-    sample); records from before machines were recorded count as this machine's, as their sections said."""
+    sample). Records from before machines were recorded are put down to the machine rendering them: a section
+    re-rendered elsewhere must have its Machine line checked against the one it replaces."""
     here = report.machine_description()
     seeds: dict[str, set[int]] = {}
     for record in records:
