@@ -274,6 +274,16 @@ def collate(items: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.T
     return torch.stack(images), torch.stack(masks)
 
 
+def labeled_class_counts(samples: Sequence[Sample], size: Size, num_classes: int) -> np.ndarray:
+    """(samples, classes): each sample's labeled pixels per class at the training ``size`` (zeros without a mask)."""
+    counts = np.zeros((len(samples), num_classes), dtype=np.int64)
+    for row, sample in enumerate(samples):
+        _, mask = load_sample(sample, size)
+        if mask is not None:
+            counts[row] = class_pixel_counts([mask], num_classes)
+    return counts
+
+
 def rare_class_probabilities(counts: np.ndarray, temperature: float) -> np.ndarray:
     """Rare-class sampling (DAFormer's RCS, Hoyer et al., CVPR'22): how often to draw each labeled image.
 
@@ -382,9 +392,7 @@ def labeled_batches(samples: Sequence[Sample], size: Size, batch_size: int, *, t
     if rare_class_temperature > 0:
         if num_classes is None:
             raise ValueError("rare-class sampling needs num_classes")
-        probabilities = rare_class_probabilities(
-            np.stack([class_pixel_counts([mask], num_classes) if mask is not None else np.zeros(num_classes)
-                      for _, mask in (load_sample(s, size) for s in drawn)]), rare_class_temperature)
+        probabilities = rare_class_probabilities(labeled_class_counts(drawn, size, num_classes), rare_class_temperature)
     if mixed:
         return MixedBatchStream(SegmentationDataset(source, size, augment=augment, seed=seed),
                                 SegmentationDataset(target, size, augment=augment, seed=seed + 1),

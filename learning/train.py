@@ -40,7 +40,6 @@ from learning.data import (
     NORMALIZATION, Augment, BatchStream, Sample, SegmentationDataset, labeled_batches, samples_fingerprint,
 )
 from learning.device import numerics_for, pick_device
-from learning.labels import class_pixel_counts
 from learning.losses import WEIGHTINGS, class_weights_from_counts, soft_dice_loss
 from learning.metrics import SegmentationMetrics
 from learning.models import ARCHITECTURES, DEFAULT_ARCHITECTURE, build_model, model_forward
@@ -165,10 +164,9 @@ class TrainResult:
 def class_weights(samples: Sequence[Sample], num_classes: int, size: tuple[int, int],
                   scheme: str = "enet") -> torch.Tensor | None:
     """Per-class loss weights (``scheme``, see learning/losses.py) from the labeled pixels' class frequencies."""
-    from learning.data import load_sample
+    from learning.data import labeled_class_counts
 
-    masks = (mask for _, mask in (load_sample(sample, size) for sample in samples) if mask is not None)
-    return class_weights_from_counts(class_pixel_counts(masks, num_classes), scheme)
+    return class_weights_from_counts(labeled_class_counts(samples, size, num_classes).sum(axis=0), scheme)
 
 
 def supervised_loss(logits: torch.Tensor, masks: torch.Tensor, *, weight: torch.Tensor | None,

@@ -295,4 +295,3 @@ def test_a_frozen_backbone_keeps_its_weights_and_batchnorm_statistics_while_the_
     moved = train(TrainConfig(**TINY, steps=4, lr=3e-3, adversarial=True), labeled=samples, unlabeled=samples,
                   init_state=init).state_dict
     assert any(not torch.equal(moved[k], init[k]) for k in backbone)
-
