@@ -125,6 +125,9 @@ class SelectionParams:
     num_classes: int | None = None  # default: inferred from the predictions
     schedule: AdaptiveSchedule = AdaptiveSchedule()
 
+    def __post_init__(self):
+        check_explore_share(self.explore_share)
+
 
 @dataclass
 class SelectionContext:
@@ -479,11 +482,16 @@ def _select(c: Candidates, chosen: Strategy, budget: Budget, params: SelectionPa
     return group_queries(c, rows, scores)
 
 
+def check_explore_share(share: float) -> None:
+    """The one rule for an exploration share: a fraction of the picks, 0 to 1."""
+    if not 0.0 <= share <= 1.0:  # NaN fails too
+        raise ValueError(f"explore_share must be in [0, 1], got {share}")
+
+
 def with_exploration(order: Iterable[int], random_order: np.ndarray, share: float) -> Iterator[int]:
     """``order`` with every ``1 / share``-th pick taken from ``random_order`` instead (repeats are left in:
     the budget filler skips a unit it already took)."""
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"explore_share must be in [0, 1], got {share}")
+    check_explore_share(share)
     own = (int(pick) for pick in order)
     if share == 0.0:
         yield from own

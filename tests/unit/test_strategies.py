@@ -229,6 +229,14 @@ def test_exploration_takes_its_share_of_the_picks_from_the_random_order():
         list(with_exploration([1], np.arange(1), 1.5))
 
 
+@pytest.mark.parametrize("share", [-0.25, 1.5, float("nan")])
+def test_an_exploration_share_outside_0_to_1_is_refused_when_the_params_are_made(share):
+    from learning.selection import SelectionParams
+
+    with pytest.raises(ValueError, match="explore_share"):
+        SelectionParams(explore_share=share)
+
+
 def test_an_exploration_share_changes_which_regions_a_strategy_picks_but_not_the_budget():
     from learning.selection import SelectionParams
 
