@@ -45,9 +45,14 @@ RECORDS = ROOT / "benchmarks" / "results" / "suite.jsonl"
 LEGACY_PROMOTION = "bootstrap"
 LEGACY_TRAIN_PIXELS = 240 * 320  # every run's training-size cap before learning.recipe.default_max_train_pixels
 LEGACY_CONSISTENCY = True  # fine-tuning rounds ran with mean-teacher consistency before the recipe turned it off
+LEGACY_TARGET_STATISTICS = "off"  # every model kept its training BatchNorm statistics before the recipe's "auto"
+STATISTICS_TEXT = {  # TrainConfig.target_statistics, as a section's settings line says it
+    "off": "as trained", "on": "the target pool's",
+    "auto": "the target pool's where they score higher on target validation (learning.adaptation.batchnorm)",
+}
 BASES = ROOT / "var" / "bench" / "suite"  # round-0 models, reused by reruns with the same round-0 config
 FINETUNE_ONLY_FIELDS = ("freeze_backbone",)  # TrainConfig fields round 0 never sets
-KEY_OMITTED_AT_DEFAULT = {"rare_class_temperature": 0.0}  # round-0 TrainConfig fields added after the first caches
+KEY_OMITTED_AT_DEFAULT = {"rare_class_temperature": 0.0, "target_statistics": LEGACY_TARGET_STATISTICS}  # round-0 TrainConfig fields added after the first caches
 ARMS = {  # name: (strategy, query unit, label)
     "ours": ("adaptive", "region", "ours (adaptive, regions)"),
     "random_region": ("random", "region", "random regions"),
@@ -75,6 +80,8 @@ class SuiteSettings:
     train_pixels: int = LEGACY_TRAIN_PIXELS
     # Mean-teacher consistency in fine-tuning rounds (RecipeSettings.consistency); LEGACY_CONSISTENCY: before it was off.
     consistency: bool = LEGACY_CONSISTENCY
+    # TrainConfig.target_statistics of every round; LEGACY_TARGET_STATISTICS: before the recipe's "auto".
+    target_statistics: str = LEGACY_TARGET_STATISTICS
 
     def recipe_overrides(self) -> dict:
         from learning.recipe import RecipeSettings
@@ -93,6 +100,8 @@ class SuiteSettings:
             del settings["train_pixels"]
         if settings["consistency"] == LEGACY_CONSISTENCY:  # and those from before consistency was off by default
             del settings["consistency"]
+        if settings["target_statistics"] == LEGACY_TARGET_STATISTICS:  # and those from before target statistics
+            del settings["target_statistics"]
         return hashlib.sha1(json.dumps([dataset, settings], sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -136,7 +145,8 @@ class Simulation:
         self.regions = {key: slic_regions(image) for key, image in self.images.items()}
         self.total = sum(m.size for m in self.truth.values())
         recipe = RecipeSettings(arch="deeplabv3_mobilenet_v3_large", num_classes=self.data.num_classes,
-                                max_train_pixels=settings.train_pixels, consistency=settings.consistency)
+                                max_train_pixels=settings.train_pixels, consistency=settings.consistency,
+                                target_statistics=settings.target_statistics)
         self.recipe = replace(recipe, **settings.recipe_overrides())
         self.sizes = [image.shape[:2] for image in self.images.values()]
 
@@ -195,7 +205,7 @@ class Simulation:
         if path.exists():
             saved = torch.load(path, weights_only=True)
             result = SimpleNamespace(state_dict=saved["state_dict"], steps=int(saved["steps"]),
-                                     train_seconds=float(saved["train_seconds"]))
+                                     train_seconds=float(saved["train_seconds"]), batchnorm=saved.get("batchnorm"))
             return SimpleNamespace(config=config, result=result)
         backbone, pretrain_seconds = None, 0.0
         if self.settings.pretrained == "ssl":
@@ -204,8 +214,9 @@ class Simulation:
         # Round 0's time is the pretraining's plus the training's, as a lead waits for both.
         trained.result.train_seconds += pretrain_seconds
         path.parent.mkdir(parents=True, exist_ok=True)
+        batchnorm = trained.result.batchnorm.to_dict() if trained.result.batchnorm else None
         torch.save({"state_dict": trained.result.state_dict, "steps": trained.result.steps,
-                    "train_seconds": trained.result.train_seconds}, path.with_suffix(".tmp"))
+                    "train_seconds": trained.result.train_seconds, "batchnorm": batchnorm}, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").replace(path)
         return trained
 
@@ -247,7 +258,8 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
     machine = report.machine_description()
     records = [RoundRecord(sim.name, arm, seed, 0, 0.0, miou, miou, True, iou, steps=base.result.steps,
                            train_seconds=base.result.train_seconds, key=key,
-                           extra={"per_class_precision": precision}, machine=machine)]
+                           extra={"per_class_precision": precision,
+                                  **batchnorm_extra(base.result.batchnorm)}, machine=machine)]
     labels: dict[str, np.ndarray] = {}
     queried = {k: np.zeros(m.shape, bool) for k, m in sim.truth.items()}
     strategy, unit, _ = ARMS[arm]
@@ -290,13 +302,22 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
             suggestion_coverage=quality.coverage if quality else None,
             train_seconds=trained.result.train_seconds, select_seconds=select_seconds,
             cpu_seconds=time.process_time() - cpu, steps=trained.result.steps, key=key,
-            extra={"promotion": trained.promotion.reason, "candidate_per_class_precision": candidate_precision},
+            extra={"promotion": trained.promotion.reason, "candidate_per_class_precision": candidate_precision,
+                   **batchnorm_extra(trained.result.batchnorm)},
             machine=machine)
         records.append(record)
         log(f"{sim.name} {arm} seed {seed} round {r}: {record.labeled_percent:.2f}% labeled, mIoU "
             f"{100 * miou:.1f} (candidate {100 * candidate:.1f}, {'promoted' if record.promoted else 'rejected'}), "
             f"{record.steps} steps, {record.train_seconds:.0f}+{select_seconds:.0f} s")
     return records
+
+
+def batchnorm_extra(choice) -> dict:
+    """A round record's note of the BatchNorm statistics its model kept (a StatisticsChoice, its dict, or None)."""
+    if choice is None:
+        return {}
+    chosen = choice["chosen"] if isinstance(choice, dict) else choice.chosen
+    return {"batchnorm": chosen}
 
 
 # --- records and report --------------------------------------------------------------------------------------
@@ -553,6 +574,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--consistency", choices=("on", "off"), default=None,
                         help="mean-teacher consistency in fine-tuning rounds (default: the app's, off); 'on' for the "
                              "records from before it was off by default (a --recipe consistency=... still overrides)")
+    parser.add_argument("--target-statistics", choices=("off", "on", "auto"), default=None,
+                        help="BatchNorm statistics of the target pool after training (default: the app's, auto); "
+                             f"{LEGACY_TARGET_STATISTICS!r} for the records from before the recipe chose them")
     parser.add_argument("--section", default="suite",
                         help="the docs/BENCHMARKS.md sections to write, <section>_<dataset> (e.g. one name per "
                              "ablation, so none overwrites another)")
@@ -573,9 +597,10 @@ def settings_of(args: argparse.Namespace) -> SuiteSettings:
     from learning.recipe import RecipeSettings, default_max_train_pixels
 
     consistency = RecipeSettings.consistency if args.consistency is None else args.consistency == "on"
+    statistics = args.target_statistics or RecipeSettings.target_statistics
     return SuiteSettings(args.rounds, args.percent, args.steps_initial, args.steps_per_round, args.round_minutes,
                          tuple(tuple(item.split("=", 1)) for item in args.recipe), args.pretrained, args.promotion,
-                         args.train_pixels or default_max_train_pixels(), consistency)
+                         args.train_pixels or default_max_train_pixels(), consistency, statistics)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -616,6 +641,7 @@ def main(argv: list[str] | None = None) -> int:
                "counted in round 0's)" if settings.pretrained == "ssl" else "")
             + f"; training-size cap {settings.train_pixels:,} pixels"
             + f"; fine-tuning consistency {'on (the default before it was turned off)' if settings.consistency else 'off'}"
+            + f"; BatchNorm statistics after training: {STATISTICS_TEXT[settings.target_statistics]}"
             + f"; keep-best rule: {settings.promotion}"
             + (" (a bootstrap interval alone, before a promoted model's drop was capped)"
                if settings.promotion == LEGACY_PROMOTION else " (learning.promotion)")

@@ -36,6 +36,10 @@ import torch
 from learning.adaptation import (
     ObjectiveContext, StepState, TargetObjective, build_objective, masked_cross_entropy,
 )
+from learning.adaptation.batchnorm import (
+    StatisticsChoice, check_statistics_mode, choose_statistics, needs_target_variant, statistics_images,
+    with_target_statistics,
+)
 from learning.data import (
     NORMALIZATION, Augment, BatchStream, Sample, SegmentationDataset, labeled_batches, samples_fingerprint,
 )
@@ -89,6 +93,9 @@ class TrainConfig:
     # > 0: labeled source images are drawn by rare-class sampling at this temperature (learning.data.
     # rare_class_probabilities; DAFormer used 0.01); 0 = a uniform permutation per epoch.
     rare_class_temperature: float = 0.0
+    # After training, BatchNorm statistics re-estimated on the unlabeled target images (AdaBN): "off", "on", or
+    # "auto" = only where they score higher on ``val`` (learning.adaptation.batchnorm.choose_statistics).
+    target_statistics: str = "off"
     # Domain adaptation on the unlabeled target images.
     adversarial: bool = False
     adversarial_weight: float = 0.001
@@ -127,6 +134,7 @@ class TrainConfig:
             raise ValueError("time_budget_s must be >= 0 (0 = no budget)")
         if self.rare_class_temperature < 0:
             raise ValueError("rare_class_temperature must be >= 0 (0 = uniform draws)")
+        check_statistics_mode(self.target_statistics)
 
     @property
     def objective_names(self) -> tuple[str, ...]:
@@ -155,6 +163,7 @@ class TrainResult:
     objective_states: dict[str, dict[str, Any]]  # final state worth keeping, e.g. consistency's EMA teacher
     data_hashes: dict[str, str]
     config: TrainConfig
+    batchnorm: StatisticsChoice | None = None  # which BatchNorm statistics the model kept (target_statistics)
 
     @property
     def seconds_per_step(self) -> float:
@@ -396,18 +405,10 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
     train_seconds = time.perf_counter() - loop_started
     steps_done = step + 1
 
-    metrics = None
-    if val:
-        check_stop()
-        from learning.inference import evaluate
-
-        if progress is not None:
-            progress("evaluate", 0, len(val), None)
-        metrics = evaluate(model, val, config.num_classes, size=config.size, batch_size=config.batch_size,
-                           device=device, precision=config.precision)
-        if progress is not None:
-            progress("evaluate", len(val), len(val), None)
     model.eval()
+    check_stop()
+    model, metrics, batchnorm = _settle_statistics(model, config, unlabeled=unlabeled, val=val, numerics=numerics,
+                                                   device=device, progress=progress)
     state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     seen = steps_done * config.batch_size
     return TrainResult(
@@ -417,8 +418,32 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
         objective_states={o.name: o.state_dict() for o in objectives if o.state_dict()},
         data_hashes={"labeled": samples_fingerprint(labeled), "unlabeled": samples_fingerprint(unlabeled),
                      "val": samples_fingerprint(val)},
-        config=config,
+        config=config, batchnorm=batchnorm,
     )
+
+
+def _settle_statistics(model: torch.nn.Module, config: TrainConfig, *, unlabeled: Sequence[Sample],
+                       val: Sequence[Sample], numerics, device, progress: ProgressFn | None
+                       ) -> tuple[torch.nn.Module, SegmentationMetrics | None, StatisticsChoice]:
+    """The trained model with the BatchNorm statistics it keeps (choose_statistics), and its metrics on ``val``."""
+    from learning.inference import evaluate
+
+    images = statistics_images(unlabeled, seed=config.seed) if config.target_statistics != "off" else []
+    variants = {"training": model}
+    if needs_target_variant(config.target_statistics, images=len(images), has_validation=bool(val)):
+        variants["target"] = with_target_statistics(model, images, size=config.size, numerics=numerics,
+                                                    batch_size=config.batch_size)
+    metrics: dict[str, SegmentationMetrics] = {}
+    if val:
+        if progress is not None:
+            progress("evaluate", 0, len(val), None)
+        metrics = {name: evaluate(variant, val, config.num_classes, size=config.size, batch_size=config.batch_size,
+                                  device=device, precision=config.precision) for name, variant in variants.items()}
+        if progress is not None:
+            progress("evaluate", len(val), len(val), None)
+    choice = choose_statistics(config.target_statistics, images=len(images),
+                               val_miou={name: m.miou for name, m in metrics.items()} if val else None)
+    return variants[choice.chosen], metrics.get(choice.chosen), choice
 
 
 def checkpoint_meta(result: TrainResult, *, classes: Sequence[Any], parent: str | None = None,

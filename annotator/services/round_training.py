@@ -248,6 +248,11 @@ def _train_and_store(job_id: int, project: Project, round_: Round, parent: Model
     app_metrics["pretrained"] = (backbone.to_dict() if backbone is not None else
                                  {"kind": "fine-tune", "path": None, "description": f"model v{parent.version}"
                                   if parent else "the project's initial checkpoint"})
+    if result.batchnorm is not None:
+        app_metrics["batchnorm"] = result.batchnorm.to_dict()
+        job_log(job_id=job_id, line=f"round {round_.number}: BatchNorm statistics "
+                                    f"{'of the target pool' if result.batchnorm.chosen == 'target' else 'as trained'}"
+                                    f" ({result.batchnorm.reason})")
     meta = checkpoint_meta(result, classes=classes, parent=parent.path if parent else None,
                            app_metrics=app_metrics, project=project.pk, round=round_.number)
     meta["app_metrics"]["promotion"] = decision.to_dict()

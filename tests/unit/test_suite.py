@@ -86,7 +86,7 @@ def test_round_zero_precision_verdict_names_a_flooding_or_missing_class():
 def test_settings_keys_of_tracked_records_stay_and_ssl_and_the_promotion_rule_get_their_own():
     from benchmarks.suite import LEGACY_PROMOTION, LEGACY_TRAIN_PIXELS, SuiteSettings
     from learning.promotion import RULE
-    from learning.recipe import default_max_train_pixels
+    from learning.recipe import RecipeSettings, default_max_train_pixels
 
     # The CamVid campaign's records under the rule before MAX_DROP (benchmarks/results/suite.jsonl): this key.
     assert SuiteSettings(5, 1.0, 300, 40, 0.0).key("camvid") == "90af771ee55a"
@@ -95,7 +95,8 @@ def test_settings_keys_of_tracked_records_stay_and_ssl_and_the_promotion_rule_ge
     assert current.key("camvid") != "90af771ee55a"
     pixels = default_max_train_pixels()
     plain = SuiteSettings(3, 1.0, 300, promotion=RULE, train_pixels=pixels, consistency=False)
-    ssl = SuiteSettings(3, 1.0, 300, pretrained="ssl", promotion=RULE, train_pixels=pixels, consistency=False)
+    ssl = SuiteSettings(3, 1.0, 300, pretrained="ssl", promotion=RULE, train_pixels=pixels, consistency=False,
+                        target_statistics=RecipeSettings.target_statistics)
     assert plain.key("polyp") != ssl.key("polyp")
     assert suite.settings_of(suite.parse_args(["--pretrained", "ssl", "--rounds", "3", "--steps-initial", "300"])) == ssl
     # The size cap keys records too: the app's default for this machine's device, unless asked for.
@@ -107,9 +108,12 @@ def test_settings_keys_of_tracked_records_stay_and_ssl_and_the_promotion_rule_ge
     with pytest.raises(SystemExit, match="only --report-only"):
         suite.settings_of(suite.parse_args(legacy))
     # ... and so did fine-tuning consistency (on then, off now): '--consistency on' finds those records.
-    assert suite.settings_of(suite.parse_args(legacy + ["--report-only", "--consistency", "on"])).key("camvid") \
-        == "90af771ee55a"
-    assert suite.settings_of(suite.parse_args(legacy + ["--report-only"])).key("camvid") != "90af771ee55a"
+    # ... and BatchNorm statistics (as trained then, the recipe's choice now): '--target-statistics off'.
+    before = legacy + ["--report-only", "--consistency", "on", "--target-statistics", "off"]
+    assert suite.settings_of(suite.parse_args(before)).key("camvid") == "90af771ee55a"
+    assert suite.settings_of(suite.parse_args(before[:-2])).key("camvid") != "90af771ee55a"
+    assert suite.settings_of(suite.parse_args(legacy + ["--report-only", "--target-statistics", "off"])).key(
+        "camvid") != "90af771ee55a"
     assert SuiteSettings(5, 1.0, 300, 40, 0.0, consistency=False).key("camvid") != "90af771ee55a"
 
 
