@@ -407,8 +407,9 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
 
     model.eval()
     check_stop()
-    model, metrics, batchnorm = _settle_statistics(model, config, unlabeled=unlabeled, val=val, numerics=numerics,
-                                                   device=device, progress=progress)
+    model, scored, batchnorm = settle_statistics(model, config, unlabeled=unlabeled, val=val, numerics=numerics,
+                                                 device=device, progress=progress)
+    metrics = scored.get(batchnorm.chosen)
     state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     seen = steps_done * config.batch_size
     return TrainResult(
@@ -422,10 +423,11 @@ def train(config: TrainConfig, *, labeled: Sequence[Sample], unlabeled: Sequence
     )
 
 
-def _settle_statistics(model: torch.nn.Module, config: TrainConfig, *, unlabeled: Sequence[Sample],
-                       val: Sequence[Sample], numerics, device, progress: ProgressFn | None
-                       ) -> tuple[torch.nn.Module, SegmentationMetrics | None, StatisticsChoice]:
-    """The trained model with the BatchNorm statistics it keeps (choose_statistics), and its metrics on ``val``."""
+def settle_statistics(model: torch.nn.Module, config: TrainConfig, *, unlabeled: Sequence[Sample],
+                      val: Sequence[Sample], numerics, device, progress: ProgressFn | None = None
+                      ) -> tuple[torch.nn.Module, dict[str, SegmentationMetrics], StatisticsChoice]:
+    """The trained model with the BatchNorm statistics it keeps (choose_statistics), the metrics on ``val`` of each
+    variant scored ("training", "target"; none without ``val``), and the choice."""
     from learning.inference import evaluate
 
     images = statistics_images(unlabeled, seed=config.seed) if config.target_statistics != "off" else []
@@ -443,7 +445,7 @@ def _settle_statistics(model: torch.nn.Module, config: TrainConfig, *, unlabeled
             progress("evaluate", len(val), len(val), None)
     choice = choose_statistics(config.target_statistics, images=len(images),
                                val_miou={name: m.miou for name, m in metrics.items()} if val else None)
-    return variants[choice.chosen], metrics.get(choice.chosen), choice
+    return variants[choice.chosen], metrics, choice
 
 
 def checkpoint_meta(result: TrainResult, *, classes: Sequence[Any], parent: str | None = None,
