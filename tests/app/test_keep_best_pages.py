@@ -15,7 +15,10 @@ pytestmark = pytest.mark.django_db
 def two_models(project):
     first = make_model_version(project, round_=make_round(project, number=0, state="closed"),
                                metrics={"miou": 0.41, "promotion": {"promote": True, "reason": "the project's first model"},
-                                        "pretrained": {"kind": "none", "description": "random initialisation"}})
+                                        "pretrained": {"kind": "none", "description": "random initialisation"},
+                                        "batchnorm": {"mode": "auto", "chosen": "target", "images": 46,
+                                                      "reason": "target statistics score 31.0 mIoU on target "
+                                                                "validation against 23.9 mIoU as trained"}})
     second = make_model_version(project, round_=make_round(project, number=1, state="labeling"),
                                 state=ModelVersion.State.REJECTED,
                                 metrics={"miou": 0.22, "promotion": {"promote": False, "reason": "worse beyond noise: "
@@ -35,6 +38,8 @@ def test_the_dashboard_shows_both_models_with_the_reason_and_offers_to_promote(p
     assert "worse beyond noise: -19.0 mIoU points" in page and "the project&#x27;s first model" in page
     assert "serving" in page and "Round 0 started from: <strong>random initialisation</strong>" in page
     assert "at most 1 mIoU point below the current one" in page  # the rule's cap, from learning.promotion
+    # Which BatchNorm statistics a model kept, where they are the target pool's (learning.train.settle_statistics).
+    assert page.count("BatchNorm statistics of the target pool: target statistics score 31.0 mIoU") == 1
     assert reverse("modelversion-promote", args=[project.pk, second.pk]) in page
     assert reverse("modelversion-promote", args=[project.pk, first.pk]) not in page  # it serves already
 

@@ -35,6 +35,9 @@ def test_training_twice_stores_one_model(started):
     project, round_, job = started
     assert round_train_run(job_id=job.pk) == "trained"
     first = ModelVersion.objects.get(round=round_)
+    # Which BatchNorm statistics it kept, and why, is on record (the recipe's "auto": learning.train.settle_statistics).
+    assert first.metrics["batchnorm"]["mode"] == "auto" and first.metrics["batchnorm"]["chosen"] in ("training", "target")
+    assert "round 0: BatchNorm statistics" in Job.objects.get(pk=job.pk).log
     assert train_round(job.pk, round_) == first  # a duplicate delivery finds the stored model
     assert round_train_run(job_id=job.pk) == "trained"  # the job was handed to selection; runs again
     assert ModelVersion.objects.filter(project=project).count() == 1
