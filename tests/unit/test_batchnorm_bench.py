@@ -14,8 +14,14 @@ def test_each_run_is_a_row_with_the_change_and_what_auto_keeps():
     text = render([record("camvid", 0, 0.239, 0.310, "target"), record("polyp", 0, 0.629, 0.548, "training")])
     assert "| camvid | 0 | box A | 600 | 23.9 | 31.0 | +7.1 |" in text
     assert "| polyp | 0 | box A | 600 | 62.9 | 54.8 | -8.1 |" in text
-    assert "| pool's statistics | 1.2 |" in text and "| as trained | 1.2 |" in text
+    assert "| pool's statistics | – | 1.2 |" in text and "| as trained | – | 1.2 |" in text  # pool not measured
     assert "mean" not in text.split("| re-estimation s |")[1]  # one run per dataset: no mean row
+
+
+def test_the_pool_check_is_shown_where_it_was_measured():
+    row = record("camvid", 0, 0.239, 0.310, "target")
+    row.pool_miou, row.target_pool_miou = 0.281, 0.352
+    assert "| pool's statistics | 28.1 → 35.2 | 1.2 |" in render([row])
 
 
 def test_several_runs_of_a_dataset_get_a_mean_and_spread_and_a_class_never_predicted_has_no_precision():
