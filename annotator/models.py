@@ -80,6 +80,18 @@ class Project(models.Model):
         default=False, help_text="Mean-teacher weak-to-strong consistency on unlabeled target images"
     )
     pixel_contrastive = models.BooleanField(default=False, help_text="Auxiliary supervised pixel contrastive loss")
+
+    # BatchNorm statistics re-estimated on the unlabeled target images after training (learning.adaptation.batchnorm):
+    # +7 to +26 mIoU on street scenes and the demo, -8 on the polyp frames, so "auto" lets validation decide.
+    class TargetStatistics(models.TextChoices):
+        AUTO = "auto", "The target images' where they score higher on validation"
+        ON = "on", "Always the target images'"
+        OFF = "off", "As trained"
+
+    target_statistics = models.CharField(
+        max_length=8, choices=TargetStatistics.choices, default=TargetStatistics.AUTO,
+        help_text="Which BatchNorm statistics a trained model keeps",
+    )
     class Pretrained(models.TextChoices):
         DEFAULT = "default", "Deployment default (MASKLOOP_PRETRAINED)"
         AUTO = "auto", "Best available: local file, ImageNet, self-supervised, none"

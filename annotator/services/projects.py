@@ -93,7 +93,7 @@ def project_locked_settings(*, project: Project) -> frozenset[str]:
 EDITABLE_FIELDS = frozenset({
     "name", "description", "query_unit", "budget_unit", "budget_per_round", "rounds_total", "strategy",
     "uncertainty_measure", "diversity_weight", "architecture", "adversarial_adaptation", "self_training",
-    "consistency_training", "pixel_contrastive", "ssl_pretraining", "train_height", "train_width",
+    "consistency_training", "pixel_contrastive", "target_statistics", "ssl_pretraining", "train_height", "train_width",
     "train_steps_initial", "train_steps_per_round", "init_checkpoint", "suggestion_precision", "pretrained",
     "validation_images", "cold_start_images",
     "review_mode", "review_sample_percent", "training_source", "review_blocks_round", "agreement_percent",

@@ -46,6 +46,7 @@ def recipe_settings(project: Project) -> RecipeSettings:
         steps_initial=project.train_steps_initial, steps_per_round=project.train_steps_per_round,
         adversarial=project.adversarial_adaptation, self_training=project.self_training,
         consistency=project.consistency_training, pixel_contrastive=project.pixel_contrastive,
+        target_statistics=project.target_statistics,
         round_minutes=settings.MASKLOOP_ROUND_TRAIN_MINUTES, initial_minutes=settings.MASKLOOP_ROUND0_TRAIN_MINUTES,
         max_train_pixels=settings.MASKLOOP_TRAIN_MAX_PIXELS or None,  # None: by the worker's device
     )

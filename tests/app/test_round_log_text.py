@@ -30,3 +30,23 @@ def test_the_settings_page_says_it_too(project, client, users):
     client.force_login(users["lead"])
     html = client.get(f"/projects/{project.pk}/settings/").content.decode()
     assert "Off by default" in html and "round 0 trains without it" in html
+
+
+def test_a_lead_chooses_which_batchnorm_statistics_a_model_keeps(project, client, users):
+    from annotator.models import Project
+    from learning.adaptation.batchnorm import STATISTICS_MODES
+    from learning.recipe import DEFAULT_TARGET_STATISTICS
+
+    make_image(project)
+    assert set(Project.TargetStatistics.values) == set(STATISTICS_MODES)
+    assert project.target_statistics == DEFAULT_TARGET_STATISTICS  # the recipe decides the default; the field follows
+    assert train_config(project, round_index=1, warm_start=True).target_statistics == "auto"
+    project = project_update(project=project, target_statistics="off")
+    assert train_config(project, round_index=0, warm_start=False).target_statistics == "off"
+    client.force_login(users["lead"])
+    html = client.get(f"/projects/{project.pk}/settings/").content.decode()
+    assert "Target BatchNorm statistics" in html and "the target validation labels decide" in html
+    from annotator.services.errors import ServiceError
+
+    with pytest.raises(ServiceError, match="target_statistics"):
+        project_update(project=project, target_statistics="sometimes")
