@@ -60,9 +60,15 @@ ARMS = {  # name: (strategy, query unit, label)
     "full": (None, None, "full target supervision (ceiling)"),
     # Ablation (not run unless asked): ours with a quarter of its picks random regions (exploration).
     "ours_explore": ("adaptive", "region", "ours + a quarter of the picks random (exploration)"),
+    # Ablations of ours' trade-off (not run unless asked): the region strategy at a fixed uncertainty weight.
+    "ours_top": ("region", "region", "RIPU score alone, top-k (uncertainty weight 1)"),
+    "ours_typical": ("region", "region", "typical regions, one per k-means cluster (uncertainty weight 0)"),
+    "ours_random_first": ("adaptive", "region", "ours, its first round's regions drawn at random"),
 }
 MAIN_ARMS = ("ours", "random_region", "random_image", "full")  # what the issue asks of every dataset
 EXPLORE_SHARE = {"ours_explore": 0.25}  # SelectionSettings.explore_share of an arm (0 for the others)
+UNCERTAINTY_WEIGHT = {"ours_top": 1.0, "ours_typical": 0.0}  # SelectionSettings.uncertainty_weight (None: the strategy's)
+RANDOM_ROUNDS = {"ours_random_first": 1}  # SelectionSettings.random_rounds (None: the schedule's)
 
 
 @dataclass(frozen=True)
@@ -248,6 +254,7 @@ class Simulation:
 def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord]:
     """Round 0's model (shared by the arms of a seed), then ``rounds`` labeling rounds of ``arm``."""
     from learning.round_step import PoolImage, SelectionSettings, propose_round
+    from learning.labels import class_pixel_counts
     from learning.selection import Budget, merge_labels, query_labels
     from learning.suggestions import SuggestionQuality, background_classes_of, suggestion_quality
 
@@ -275,7 +282,9 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
                 budget = Budget(max(1, round(sim.settings.percent / 100 * len(sim.images))), "images")
             selection = SelectionSettings(strategy=strategy, unit=unit, budget=budget,
                                           num_classes=sim.data.num_classes, size=config.size,
-                                          explore_share=EXPLORE_SHARE.get(arm, 0.0))
+                                          explore_share=EXPLORE_SHARE.get(arm, 0.0),
+                                          uncertainty_weight=UNCERTAINTY_WEIGHT.get(arm),
+                                          random_rounds=RANDOM_ROUNDS.get(arm))
             pool = [PoolImage(k, sim.images[k], labels=labels.get(k), queried=queried[k]) for k in sim.images]
             masks = [s.mask for s in sim.data.source] + list(labels.values())
             proposal = propose_round(sim.model(state, config), pool, calibration=calibration, settings=selection,
@@ -296,6 +305,7 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
             state, config = trained.result.state_dict, trained.config
             miou, iou, calibration, _ = evaluated
         labeled = int(sum(m.sum() for m in queried.values()))
+        counts = class_pixel_counts(labels.values(), sim.data.num_classes)  # the target labels' class balance
         record = RoundRecord(
             sim.name, arm, seed, r, 100.0 * labeled / sim.total, miou, candidate, trained.promotion.promote, iou,
             suggestion_precision=quality.precision if quality else None,
@@ -303,6 +313,7 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
             train_seconds=trained.result.train_seconds, select_seconds=select_seconds,
             cpu_seconds=time.process_time() - cpu, steps=trained.result.steps, key=key,
             extra={"promotion": trained.promotion.reason, "candidate_per_class_precision": candidate_precision,
+                   "labeled_class_share": (counts / max(1, int(counts.sum()))).tolist(),
                    **batchnorm_extra(trained.result.batchnorm)},
             machine=machine)
         records.append(record)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from torch import nn
@@ -36,7 +36,7 @@ from learning.selection.masks import Mask
 from learning.selection.resample import resize_bilinear, resize_nearest
 from learning.selection.scoring import iter_scores
 from learning.selection.store import SummarySpec, SummaryStore
-from learning.selection.strategies import picks_by_uncertainty, select_from_table
+from learning.selection.strategies import AdaptiveSchedule, picks_by_uncertainty, select_from_table
 from learning.selection.streaming import load_table, score_into_store
 from learning.suggestions import (
     Suggestion,
@@ -96,9 +96,12 @@ class SelectionSettings:
     rarity_power: float = 0.0
     batch_size: int = 8
     explore_share: float = 0.0  # share of the picks drawn at random (SelectionParams.explore_share)
+    random_rounds: int | None = None  # None: the adaptive schedule's own (AdaptiveSchedule.random_rounds)
 
     def params(self) -> SelectionParams:
         overrides = {} if self.uncertainty_weight is None else {"uncertainty_weight": self.uncertainty_weight}
+        if self.random_rounds is not None:
+            overrides["schedule"] = replace(AdaptiveSchedule(), random_rounds=self.random_rounds)
         return SelectionParams(num_classes=self.num_classes, rarity_power=self.rarity_power,
                                explore_share=self.explore_share, **overrides)
 

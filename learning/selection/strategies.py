@@ -95,6 +95,13 @@ class AdaptiveSchedule:
     ramp_rounds: int = 4
     miou_low: float = 0.25
     miou_high: float = 0.6
+    # The first this many rounds draw every pick at random: a model that has seen no target label yet is often
+    # confidently wrong on target images, where its uncertainty does not look (0 = the schedule from round 0).
+    random_rounds: int = 0
+
+    def explore_share(self, round_index: int) -> float:
+        """Share of this round's picks drawn uniformly at random (SelectionParams.explore_share adds to it)."""
+        return 1.0 if round_index < self.random_rounds else 0.0
 
     def weight(self, round_index: int, val_miou: float | None = None) -> float:
         by_round = min(1.0, max(0.0, round_index / max(1, self.ramp_rounds)))
@@ -158,6 +165,7 @@ class Strategy:
     scores: Scorer
     weight: WeightRule | None = None
     description: str = ""
+    scheduled: bool = False  # follows SelectionParams.schedule (its random first rounds included)
 
 
 def _random_scores(ctx: SelectionContext) -> np.ndarray:
@@ -195,7 +203,7 @@ STRATEGIES: dict[str, Strategy] = {
         ),
         Strategy(
             "adaptive", "region", _informativeness_scores, _scheduled_weight,
-            "like region; diversity-heavy while the model is weak, uncertainty-heavy later",
+            "like region; diversity-heavy while the model is weak, uncertainty-heavy later", scheduled=True,
         ),
     )
 }
@@ -473,8 +481,9 @@ def _select(c: Candidates, chosen: Strategy, budget: Budget, params: SelectionPa
     ctx = SelectionContext(c, k, float(weight), params, rng, labeled_features)
     scores = np.asarray(chosen.scores(ctx), dtype=np.float64)
     order = diversity_order(ctx, scores) if chosen.weight else np.argsort(-scores, kind="stable")
-    if params.explore_share > 0:
-        order = with_exploration(order, rng.permutation(len(c)), params.explore_share)
+    explore = max(params.explore_share, params.schedule.explore_share(round_index) if chosen.scheduled else 0.0)
+    if explore > 0:
+        order = with_exploration(order, rng.permutation(len(c)), explore)
     per_image_limit = None
     if c.unit == "region":
         per_image_limit = max(1, math.ceil(params.per_image_cap * k / len(np.unique(c.item))))

@@ -248,3 +248,28 @@ def test_an_exploration_share_changes_which_regions_a_strategy_picks_but_not_the
                            params=SelectionParams(explore_share=0.5))
     assert sum(q.pixels for q in mixed) <= budget.pixel_limit(total)
     assert {(q.key, q.region_ids) for q in plain} != {(q.key, q.region_ids) for q in mixed}
+
+
+def test_the_schedules_random_first_rounds_draw_every_pick_at_random_then_the_strategy_takes_over():
+    from dataclasses import replace
+
+    from learning.selection import SelectionParams
+    from learning.selection.strategies import AdaptiveSchedule
+
+    schedule = AdaptiveSchedule(random_rounds=1)
+    assert [schedule.explore_share(r) for r in (0, 1, 2)] == [1.0, 0.0, 0.0]
+    assert AdaptiveSchedule().explore_share(0) == 0.0
+    items = _region_pool(seed=3)
+    budget = Budget(11, "percent")
+    first = SelectionParams(schedule=schedule)
+
+    def picks(strategy, params, round_index):
+        return {(q.key, q.region_ids) for q in select_queries(items, budget, strategy, unit="region", seed=0,
+                                                              params=params, round_index=round_index)}
+
+    # Round 0: exactly an all-random exploration share; round 1: the schedule's own picks again.
+    assert picks("adaptive", first, 0) == picks("adaptive", SelectionParams(explore_share=1.0), 0)
+    assert picks("adaptive", first, 0) != picks("adaptive", SelectionParams(), 0)
+    assert picks("adaptive", first, 1) == picks("adaptive", SelectionParams(), 1)
+    # A fixed trade-off strategy has no schedule: its first round is its own.
+    assert picks("region", first, 0) == picks("region", replace(first, schedule=AdaptiveSchedule()), 0)

@@ -160,3 +160,21 @@ def test_a_section_names_the_machine_of_each_seed(monkeypatch):
     assert machines_text([old]) == "Machine: Here CPU."
     assert machines_text([old, other]) == "Machines: seed 0 on Here CPU; seed 1 on Other CPU."
     assert machines_text([]) == "Machine: Here CPU."
+
+
+def test_an_arm_runs_the_apps_round_step_and_records_the_class_balance_of_its_labels(monkeypatch, tmp_path):
+    """A real (tiny) run on the demo data: round 0, one labeling round of an ablation arm at a fixed trade-off."""
+    from benchmarks.suite import Simulation, SuiteSettings, run_arm
+
+    monkeypatch.setattr(suite, "BASES", tmp_path)
+    settings = SuiteSettings(rounds=1, percent=2.0, steps_initial=2, steps_per_round=2, round_minutes=0.0,
+                             target_statistics="auto")
+    sim = Simulation("demo", settings)
+    records = run_arm(sim, "ours_top", 0, sim.base(0), log=lambda line: None)
+    assert [r.round for r in records] == [0, 1] and list(tmp_path.glob("demo-*.pt"))
+    labeled = records[1]
+    share = labeled.extra["labeled_class_share"]
+    assert len(share) == sim.data.num_classes and abs(sum(share) - 1.0) < 1e-6
+    assert 1.0 <= labeled.labeled_percent <= 4.0  # the budget (2 % of the pool's pixels), in whole regions
+    assert labeled.extra["batchnorm"] in ("training", "target")
+    assert suite.UNCERTAINTY_WEIGHT["ours_top"] == 1.0 and suite.ARMS["ours_top"][0] == "region"
