@@ -395,20 +395,31 @@ def verdicts(records: list[RoundRecord], names: list[str] = ()) -> list[str]:
     return [line for line in lines if line]
 
 
+ABLATION_NAMES = {"ours_explore": "ours + exploration", "ours_top": "RIPU top-k",
+                  "ours_typical": "typical regions", "ours_random_first": "ours with a random first round"}
+
+
 def exploration_verdict(records: list[RoundRecord]) -> list[str]:
-    """The exploration ablation against random regions and ours, on the seeds it ran (paired, round by round)."""
-    seeds = {r.seed for r in records if r.arm == "ours_explore"}
-    paired = [r for r in records if r.seed in seeds]
-    explore = _curve(paired, "ours_explore")
+    """Each ablation arm against random regions and ours, on the seeds it ran (paired, round by round); where
+    keep-best refused a candidate, the candidates' own gap too (what the arm's labels did to the model)."""
     lines = []
-    for arm, name in (("random_region", "random regions"), ("ours", "ours")):
-        other = _curve(paired, arm)
-        shared = sorted(r for r in explore if r > 0 and r in other)
-        if not shared:
-            continue
-        gaps = [_mean(x.miou for x in explore[r]) - _mean(x.miou for x in other[r]) for r in shared]
-        lines.append(f"ours + exploration − {name}, mean over rounds 1–{shared[-1]} (seeds {sorted(seeds)}): "
-                     f"{100 * np.nanmean(gaps):+.1f} mIoU (per round {', '.join(f'{100 * g:+.1f}' for g in gaps)})")
+    for ablation, label in ABLATION_NAMES.items():
+        seeds = {r.seed for r in records if r.arm == ablation}
+        paired = [r for r in records if r.seed in seeds]
+        mine = _curve(paired, ablation)
+        for arm, name in (("random_region", "random regions"), ("ours", "ours")):
+            other = _curve(paired, arm)
+            shared = sorted(r for r in mine if r > 0 and r in other)
+            if not shared:
+                continue
+            gaps = [_mean(x.miou for x in mine[r]) - _mean(x.miou for x in other[r]) for r in shared]
+            line = (f"{label} − {name}, mean over rounds 1–{shared[-1]} (seeds {sorted(seeds)}): "
+                    f"{100 * np.nanmean(gaps):+.1f} mIoU (per round {', '.join(f'{100 * g:+.1f}' for g in gaps)})")
+            if any(not x.promoted for r in shared for x in mine[r] + other[r]):
+                candidates = [_mean(x.candidate_miou for x in mine[r]) - _mean(x.candidate_miou for x in other[r])
+                              for r in shared]
+                line += f"; the candidate models before keep-best: {100 * np.nanmean(candidates):+.1f}"
+            lines.append(line)
     return lines
 
 

@@ -34,13 +34,16 @@ def test_lead_creates_a_project_sets_the_budget_and_sees_the_dashboard(page, liv
     page.fill("input[name=rounds_total]", "3")
     page.select_option("select[name=strategy]", "entropy_diversity")
     page.fill("input[name=diversity_weight]", "0.3")
+    page.select_option("select[name=target_statistics]", "off")
     assert "6 images per round" in page.inner_text("#budget-preview")
     page.click("form.settings button[type=submit]")
     page.wait_for_load_state("networkidle")
     assert "Settings saved." in page.inner_text(".messages")
     project = Project.objects.get(name="Dusk streets")
-    assert (project.budget_unit, project.budget_per_round, project.rounds_total, project.strategy) == (
-        "images", 6, 3, "entropy_diversity")
+    assert (project.budget_unit, project.budget_per_round, project.rounds_total, project.strategy,
+            project.target_statistics) == ("images", 6, 3, "entropy_diversity", "off")
+    if os.environ.get("MASKLOOP_SCREENSHOTS"):
+        page.screenshot(path=str(Path(os.environ["MASKLOOP_SCREENSHOTS"]) / "lead-settings.png"), full_page=True)
 
     build_campaign(project, annotator=users["annotator"], lead=users["lead"])  # what one round leaves behind
     page.click("nav.tabs >> text=Dashboard")
