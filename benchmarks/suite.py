@@ -313,6 +313,7 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
             train_seconds=trained.result.train_seconds, select_seconds=select_seconds,
             cpu_seconds=time.process_time() - cpu, steps=trained.result.steps, key=key,
             extra={"promotion": trained.promotion.reason, "candidate_per_class_precision": candidate_precision,
+                   "candidate_per_class_iou": evaluated[1],
                    "labeled_class_share": (counts / max(1, int(counts.sum()))).tolist(),
                    **batchnorm_extra(trained.result.batchnorm)},
             machine=machine)

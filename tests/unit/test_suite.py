@@ -177,4 +177,5 @@ def test_an_arm_runs_the_apps_round_step_and_records_the_class_balance_of_its_la
     assert len(share) == sim.data.num_classes and abs(sum(share) - 1.0) < 1e-6
     assert 1.0 <= labeled.labeled_percent <= 4.0  # the budget (2 % of the pool's pixels), in whole regions
     assert labeled.extra["batchnorm"] in ("training", "target")
+    assert len(labeled.extra["candidate_per_class_iou"]) == sim.data.num_classes  # what the labels did, even if refused
     assert suite.UNCERTAINTY_WEIGHT["ours_top"] == 1.0 and suite.ARMS["ours_top"][0] == "region"
