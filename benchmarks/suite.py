@@ -381,7 +381,7 @@ def verdicts(records: list[RoundRecord], names: list[str] = ()) -> list[str]:
             lines.append(f"seed spread (std of val mIoU across seeds, mean over arms and rounds): {100 * spread:.1f}; "
                          + (f"ours is below random regions by more than that in round(s) {below}" if below else
                             "ours is never below random regions by more than that"))
-    lines += exploration_verdict(records)
+    lines += ablation_verdict(records)
     if rounds and full:
         for r in rounds:
             if r in full and r in (random_region or {}):
@@ -400,7 +400,7 @@ ABLATION_NAMES = {"ours_explore": "ours + exploration", "ours_top": "RIPU top-k"
                   "ours_typical": "typical regions", "ours_random_first": "ours with a random first round"}
 
 
-def exploration_verdict(records: list[RoundRecord]) -> list[str]:
+def ablation_verdict(records: list[RoundRecord]) -> list[str]:
     """Each ablation arm against random regions and ours, on the seeds it ran (paired, round by round); where
     keep-best refused a candidate, the candidates' own gap too (what the arm's labels did to the model)."""
     lines = []

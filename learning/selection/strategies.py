@@ -167,7 +167,6 @@ class Strategy:
     scores: Scorer
     weight: WeightRule | None = None
     description: str = ""
-    scheduled: bool = False  # follows SelectionParams.schedule (its random first rounds included)
 
 
 def _random_scores(ctx: SelectionContext) -> np.ndarray:
@@ -205,7 +204,7 @@ STRATEGIES: dict[str, Strategy] = {
         ),
         Strategy(
             "adaptive", "region", _informativeness_scores, _scheduled_weight,
-            "like region; diversity-heavy while the model is weak, uncertainty-heavy later", scheduled=True,
+            "like region; diversity-heavy while the model is weak, uncertainty-heavy later",
         ),
     )
 }
@@ -483,7 +482,9 @@ def _select(c: Candidates, chosen: Strategy, budget: Budget, params: SelectionPa
     ctx = SelectionContext(c, k, float(weight), params, rng, labeled_features)
     scores = np.asarray(chosen.scores(ctx), dtype=np.float64)
     order = diversity_order(ctx, scores) if chosen.weight else np.argsort(-scores, kind="stable")
-    explore = max(params.explore_share, params.schedule.explore_share(round_index) if chosen.scheduled else 0.0)
+    # A strategy on the schedule (its trade-off) also takes the schedule's random first rounds.
+    scheduled = chosen.weight is _scheduled_weight
+    explore = max(params.explore_share, params.schedule.explore_share(round_index) if scheduled else 0.0)
     if explore > 0:
         order = with_exploration(order, rng.permutation(len(c)), explore)
     per_image_limit = None

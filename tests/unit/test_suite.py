@@ -136,7 +136,7 @@ def test_the_fields_left_out_of_round_zeros_cache_key_are_ones_round_zero_never_
 
 
 def test_the_exploration_ablation_is_compared_on_its_own_seeds_only():
-    from benchmarks.suite import exploration_verdict
+    from benchmarks.suite import ablation_verdict
 
     def seeded(arm, seed, round_, miou):
         return RoundRecord("camvid", arm, seed, round_, float(round_), miou, miou, True, [0.9, miou])
@@ -144,10 +144,10 @@ def test_the_exploration_ablation_is_compared_on_its_own_seeds_only():
     records = [seeded(arm, 0, 0, 0.30) for arm in ("ours", "random_region")] + [
         seeded("ours", 0, 1, 0.40), seeded("random_region", 0, 1, 0.20),  # seed 0: no exploration run
         seeded("ours", 1, 1, 0.35), seeded("random_region", 1, 1, 0.36), seeded("ours_explore", 1, 1, 0.37)]
-    lines = exploration_verdict(records)
+    lines = ablation_verdict(records)
     assert lines == ["ours + exploration − random regions, mean over rounds 1–1 (seeds [1]): +1.0 mIoU (per round +1.0)",
                      "ours + exploration − ours, mean over rounds 1–1 (seeds [1]): +2.0 mIoU (per round +2.0)"]
-    assert exploration_verdict([r for r in records if r.arm != "ours_explore"]) == []
+    assert ablation_verdict([r for r in records if r.arm != "ours_explore"]) == []
 
 
 def test_a_section_names_the_machine_of_each_seed(monkeypatch):
