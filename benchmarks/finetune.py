@@ -45,6 +45,7 @@ VARIANTS = {  # name: (RecipeSettings fields of the fine-tuning round, label)
     "consistency_no_adversarial": ({"consistency": True, "adversarial": False},
                                    "+ consistency, no adversarial adaptation"),
     "lr1e4": ({"finetune_lr": 1e-4}, "fine-tuning learning rate 1e-4"),
+    "warmup": ({"finetune_warmup": 0.1}, "learning rate warmed up over the first 10 % of steps"),
     "head_only": ({"finetune_head_only": True}, "head only (backbone and its BatchNorm frozen)"),
     "head_only_more": ({"finetune_head_only": True, "steps_per_round": 600},
                        "head only, 600 planned steps (within the round budget)"),

@@ -57,10 +57,18 @@ class RecipeSettings:
     target_label_share: float = DEFAULT_TARGET_LABEL_SHARE
     finetune_lr: float = 3e-4
     finetune_head_only: bool = False  # fine-tuning rounds train the head alone (TrainConfig.freeze_backbone)
+    # Share of a fine-tuning round's planned steps whose learning rate rises linearly from ~0 (TrainConfig.
+    # warmup_steps). Each round starts a fresh AdamW state, whose first steps move every weight by about the full
+    # learning rate whatever its gradient's size: a jolt to a model that was already at its best. 0 = none.
+    finetune_warmup: float = 0.0
     rare_class_temperature: float = 0.0  # > 0: rare-class sampling of the labeled source (TrainConfig field)
     # BatchNorm statistics of the target pool after training, where target validation labels say they help
     # (TrainConfig.target_statistics; docs/BENCHMARKS.md, "Target BatchNorm statistics").
     target_statistics: str = DEFAULT_TARGET_STATISTICS
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.finetune_warmup < 1.0:  # also refuses NaN
+            raise ValueError(f"finetune_warmup must be in [0, 1): {self.finetune_warmup!r}")
 
 
 def default_max_train_pixels(device_type: str | None = None) -> int:
@@ -117,9 +125,10 @@ def round_train_config(settings: RecipeSettings, *, round_index: int, warm_start
         objectives = [name for name in objectives if name in available_objectives]
     size = settings.size or auto_train_size(image_sizes, settings.max_train_pixels)
     minutes = settings.round_minutes if warm_start else settings.initial_minutes
+    steps = settings.steps_per_round if warm_start else settings.steps_initial
     return TrainConfig(
         arch=settings.arch, num_classes=settings.num_classes, size=size,
-        steps=settings.steps_per_round if warm_start else settings.steps_initial,
+        steps=steps, warmup_steps=round(settings.finetune_warmup * steps) if warm_start else 0,
         lr=settings.finetune_lr if warm_start else 1e-3,
         adversarial=adaptation_applies(settings, labeled_source=labeled_source),
         self_training=settings.self_training, objectives=tuple(objectives),

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from learning.recipe import (
     CPU_MAX_TRAIN_PIXELS,
     RecipeSettings,
@@ -66,3 +68,13 @@ def test_head_only_fine_tuning_freezes_the_backbone_of_fine_tuning_rounds_only()
     assert not round_train_config(asked, round_index=0, warm_start=False).freeze_backbone
     assert round_train_config(asked, round_index=1, warm_start=True).freeze_backbone
     assert not round_train_config(TINY, round_index=1, warm_start=True).freeze_backbone
+
+
+def test_a_fine_tuning_warm_up_is_a_share_of_the_rounds_steps_and_leaves_round_0_alone():
+    asked = replace(TINY, steps_initial=600, steps_per_round=200, finetune_warmup=0.1)
+    assert round_train_config(asked, round_index=1, warm_start=True).warmup_steps == 20
+    assert round_train_config(asked, round_index=0, warm_start=False).warmup_steps == 0
+    assert round_train_config(TINY, round_index=1, warm_start=True).warmup_steps == 0  # off by default
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="finetune_warmup"):
+            replace(TINY, finetune_warmup=bad)
