@@ -18,7 +18,9 @@ regions) only when asked. Budget: ``--percent`` of the pool's pixels per round.
     python benchmarks/suite.py --report-only     # re-render docs/BENCHMARKS.md from the tracked records
 
 Finished (dataset, arm, seed) runs are appended to benchmarks/results/suite.jsonl (tracked), keyed by the
-settings, so a fresh checkout re-renders the sections and a rerun resumes.
+settings, so a fresh checkout re-renders the sections and a rerun resumes. Within an arm, each finished
+round is kept under var/bench/suite/progress/ (not tracked): a killed run goes on from its last round, and
+``--rounds 5`` after a finished ``--rounds 3`` run with the same settings adds rounds 4 and 5 only.
 """
 from __future__ import annotations
 
@@ -269,8 +271,14 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
                                   **batchnorm_extra(base.result.batchnorm)}, machine=machine)]
     labels: dict[str, np.ndarray] = {}
     queried = {k: np.zeros(m.shape, bool) for k, m in sim.truth.items()}
+    progress = progress_path(sim, arm, seed)
+    saved = load_progress(progress, sim, key=key, rounds=sim.settings.rounds)
+    if saved is not None:  # a killed run, or a shorter one with every other setting the same: go on from there
+        records, labels, queried, state, config = saved
+        miou, iou, calibration, _ = sim.evaluate(sim.model(state, config), config)
+        log(f"{sim.name} {arm} seed {seed}: rounds 1–{records[-1].round} from {progress.name}")
     strategy, unit, _ = ARMS[arm]
-    for r in range(1, sim.settings.rounds + 1):
+    for r in range(records[-1].round + 1, sim.settings.rounds + 1):
         cpu, started = time.process_time(), time.perf_counter()
         quality = None
         if arm == "full":
@@ -318,10 +326,71 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
                    **batchnorm_extra(trained.result.batchnorm)},
             machine=machine)
         records.append(record)
+        save_progress(progress, records, labels, queried, state, config)
         log(f"{sim.name} {arm} seed {seed} round {r}: {record.labeled_percent:.2f}% labeled, mIoU "
             f"{100 * miou:.1f} (candidate {100 * candidate:.1f}, {'promoted' if record.promoted else 'rejected'}), "
             f"{record.steps} steps, {record.train_seconds:.0f}+{select_seconds:.0f} s")
     return records
+
+
+# --- an arm's progress: resuming a killed run, extending a shorter one -------------------------------------------
+
+
+def progress_path(sim: Simulation, arm: str, seed: int) -> Path:
+    """Where :func:`run_arm` keeps an arm's latest finished round.
+
+    Keyed by every setting but the number of rounds: round ``r`` of a 3-round
+    run is round ``r`` of a 5-round one (each round's training and selection
+    draw their random streams from the seed and the round alone), so a longer
+    run goes on from a shorter one's last round instead of repeating it, and a
+    killed run from its last finished round.
+    """
+    return BASES / "progress" / f"{sim.name}-{replace(sim.settings, rounds=0).key(sim.name)}-{arm}-seed{seed}.pt"
+
+
+def save_progress(path: Path, records: list[RoundRecord], labels: dict[str, np.ndarray],
+                  queried: dict[str, np.ndarray], state: dict, config) -> None:
+    """The arm after its latest round: its records, which pixels it labeled (in the order it labeled the images:
+    the training set's order), and the serving model. The labels themselves are the oracle's ground truth inside
+    the queried pixels, so only the queried masks are kept (bit-packed)."""
+    import torch
+
+    payload = {
+        "records": json.dumps([asdict(r) for r in records]),
+        "label_keys": list(labels),
+        "queried": {k: torch.from_numpy(np.packbits(m)) for k, m in queried.items() if m.any()},
+        "state_dict": state,
+        "config": json.dumps(config.to_dict()),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+
+
+def load_progress(path: Path, sim: Simulation, *, key: str, rounds: int):
+    """(records, labels, queried, serving state, its TrainConfig) saved by :func:`save_progress`, or None when
+    there is none or it went past ``rounds`` (a shorter run starts over, and its rounds take the file's place).
+
+    The records of the rounds it brings are relabeled with ``key``: the same rounds, computed the same way, now
+    part of this run."""
+    import torch
+
+    from learning.labels import IGNORE_INDEX
+    from learning.train import TrainConfig
+
+    if not path.exists():
+        return None
+    saved = torch.load(path, weights_only=True)
+    records = [RoundRecord(**{**r, "key": key}) for r in json.loads(saved["records"])]
+    if records[-1].round > rounds:
+        return None
+    queried = {k: np.zeros(m.shape, bool) for k, m in sim.truth.items()}
+    for k, bits in saved["queried"].items():
+        queried[k] = np.unpackbits(bits.numpy(), count=queried[k].size).reshape(queried[k].shape).astype(bool)
+    labels = {k: np.where(queried[k], sim.truth[k], IGNORE_INDEX).astype(np.uint8) for k in saved["label_keys"]}
+    config = TrainConfig.from_dict({k: tuple(v) if isinstance(v, list) else v
+                                    for k, v in json.loads(saved["config"]).items()})
+    return records, labels, queried, saved["state_dict"], config
 
 
 def batchnorm_extra(choice) -> dict:

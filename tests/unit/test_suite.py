@@ -1,6 +1,8 @@
 """The dataset suite's verdicts, from hand-made records (benchmarks/suite.py; the runs themselves are benchmarks)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from benchmarks import suite
@@ -179,3 +181,36 @@ def test_an_arm_runs_the_apps_round_step_and_records_the_class_balance_of_its_la
     assert labeled.extra["batchnorm"] in ("training", "target")
     assert len(labeled.extra["candidate_per_class_iou"]) == sim.data.num_classes  # what the labels did, even if refused
     assert suite.UNCERTAINTY_WEIGHT["ours_top"] == 1.0 and suite.ARMS["ours_top"][0] == "region"
+
+
+def test_a_longer_run_goes_on_from_a_shorter_ones_last_round_with_the_same_results(monkeypatch, tmp_path):
+    """Round 2 after a resumed round 1 is round 2 of an unbroken run: same labels, same model, same scores."""
+    from benchmarks.suite import Simulation, SuiteSettings, progress_path, run_arm
+
+    monkeypatch.setattr(suite, "BASES", tmp_path)
+    short = SuiteSettings(rounds=1, percent=2.0, steps_initial=2, steps_per_round=2, round_minutes=0.0,
+                          target_statistics="off")
+    sim = Simulation("demo", short)
+    base = sim.base(0)
+    first = run_arm(sim, "ours", 0, base, log=lambda line: None)
+    saved = progress_path(sim, "ours", 0)
+    assert saved.exists()
+
+    lines = []
+    longer = Simulation("demo", replace(short, rounds=2))
+    resumed = run_arm(longer, "ours", 0, base, log=lines.append)
+    assert progress_path(longer, "ours", 0) == saved  # the same file: every setting but the rounds
+    assert any("rounds 1–1 from" in line for line in lines)
+    assert [r.round for r in resumed] == [0, 1, 2]
+    assert resumed[1].train_seconds == first[1].train_seconds  # round 1 was not run again
+    assert {r.key for r in resumed} == {replace(short, rounds=2).key("demo")}
+
+    saved.unlink()  # the same two rounds unbroken
+    unbroken = run_arm(longer, "ours", 0, base, log=lambda line: None)
+    for a, b in zip(resumed, unbroken):
+        assert (a.round, a.labeled_percent, a.miou, a.candidate_miou, a.promoted, a.per_class_iou) == \
+               (b.round, b.labeled_percent, b.miou, b.candidate_miou, b.promoted, b.per_class_iou)
+
+    # a run shorter than the saved one starts over and leaves nothing of the longer run's rounds
+    again = run_arm(sim, "ours", 0, base, log=lambda line: None)
+    assert [r.round for r in again] == [0, 1] and again[1].miou == first[1].miou
