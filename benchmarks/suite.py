@@ -32,6 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -55,22 +56,36 @@ STATISTICS_TEXT = {  # TrainConfig.target_statistics, as a section's settings li
 BASES = ROOT / "var" / "bench" / "suite"  # round-0 models, reused by reruns with the same round-0 config
 FINETUNE_ONLY_FIELDS = ("freeze_backbone",)  # TrainConfig fields round 0 never sets
 KEY_OMITTED_AT_DEFAULT = {"rare_class_temperature": 0.0, "target_statistics": LEGACY_TARGET_STATISTICS}  # round-0 TrainConfig fields added after the first caches
-ARMS = {  # name: (strategy, query unit, label)
-    "ours": ("adaptive", "region", "ours (adaptive, regions)"),
-    "random_region": ("random", "region", "random regions"),
-    "random_image": ("random", "image", "random images"),
-    "full": (None, None, "full target supervision (ceiling)"),
-    # Ablation (not run unless asked): ours with a quarter of its picks random regions (exploration).
-    "ours_explore": ("adaptive", "region", "ours + a quarter of the picks random (exploration)"),
-    # Ablations of ours' trade-off (not run unless asked): the region strategy at a fixed uncertainty weight.
-    "ours_top": ("region", "region", "RIPU score alone, top-k (uncertainty weight 1)"),
-    "ours_typical": ("region", "region", "typical regions, one per k-means cluster (uncertainty weight 0)"),
-    "ours_random_first": ("adaptive", "region", "ours, its first round's regions drawn at random"),
+
+
+class Arm(NamedTuple):
+    """One arm of the suite: how it picks what the oracle labels (None: every pool pixel)."""
+    strategy: str | None  # learning.selection strategy
+    unit: str | None  # query unit: "region" or "image"
+    label: str  # as the tables and plots name it
+    ablation: str | None = None  # an ablation's short name in the verdict lines (None: a main arm)
+    explore_share: float = 0.0  # SelectionSettings.explore_share
+    uncertainty_weight: float | None = None  # SelectionSettings.uncertainty_weight (None: the strategy's)
+    random_rounds: int | None = None  # SelectionSettings.random_rounds (None: the schedule's)
+
+
+ARMS = {
+    "ours": Arm("adaptive", "region", "ours (adaptive, regions)"),
+    "random_region": Arm("random", "region", "random regions"),
+    "random_image": Arm("random", "image", "random images"),
+    "full": Arm(None, None, "full target supervision (ceiling)"),
+    # Ablations, run only when asked: ours with a quarter of its picks random regions (exploration); the region
+    # strategy at a fixed uncertainty weight (either end of ours' trade-off); ours with a random first round.
+    "ours_explore": Arm("adaptive", "region", "ours + a quarter of the picks random (exploration)",
+                        ablation="ours + exploration", explore_share=0.25),
+    "ours_top": Arm("region", "region", "RIPU score alone, top-k (uncertainty weight 1)",
+                    ablation="RIPU top-k", uncertainty_weight=1.0),
+    "ours_typical": Arm("region", "region", "typical regions, one per k-means cluster (uncertainty weight 0)",
+                        ablation="typical regions", uncertainty_weight=0.0),
+    "ours_random_first": Arm("adaptive", "region", "ours, its first round's regions drawn at random",
+                             ablation="ours with a random first round", random_rounds=1),
 }
-MAIN_ARMS = ("ours", "random_region", "random_image", "full")  # what the issue asks of every dataset
-EXPLORE_SHARE = {"ours_explore": 0.25}  # SelectionSettings.explore_share of an arm (0 for the others)
-UNCERTAINTY_WEIGHT = {"ours_top": 1.0, "ours_typical": 0.0}  # SelectionSettings.uncertainty_weight (None: the strategy's)
-RANDOM_ROUNDS = {"ours_random_first": 1}  # SelectionSettings.random_rounds (None: the schedule's)
+MAIN_ARMS = tuple(name for name, arm in ARMS.items() if arm.ablation is None)  # what the issue asks of every dataset
 
 
 @dataclass(frozen=True)
@@ -277,7 +292,8 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
         records, labels, queried, state, config = saved
         miou, iou, calibration, _ = sim.evaluate(sim.model(state, config), config)
         log(f"{sim.name} {arm} seed {seed}: rounds 1–{records[-1].round} from {progress.name}")
-    strategy, unit, _ = ARMS[arm]
+    spec = ARMS[arm]
+    strategy, unit = spec.strategy, spec.unit
     for r in range(records[-1].round + 1, sim.settings.rounds + 1):
         cpu, started = time.process_time(), time.perf_counter()
         quality = None
@@ -290,9 +306,9 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
                 budget = Budget(max(1, round(sim.settings.percent / 100 * len(sim.images))), "images")
             selection = SelectionSettings(strategy=strategy, unit=unit, budget=budget,
                                           num_classes=sim.data.num_classes, size=config.size,
-                                          explore_share=EXPLORE_SHARE.get(arm, 0.0),
-                                          uncertainty_weight=UNCERTAINTY_WEIGHT.get(arm),
-                                          random_rounds=RANDOM_ROUNDS.get(arm))
+                                          explore_share=spec.explore_share,
+                                          uncertainty_weight=spec.uncertainty_weight,
+                                          random_rounds=spec.random_rounds)
             pool = [PoolImage(k, sim.images[k], labels=labels.get(k), queried=queried[k]) for k in sim.images]
             masks = [s.mask for s in sim.data.source] + list(labels.values())
             proposal = propose_round(sim.model(state, config), pool, calibration=calibration, settings=selection,
@@ -465,15 +481,11 @@ def verdicts(records: list[RoundRecord], names: list[str] = ()) -> list[str]:
     return [line for line in lines if line]
 
 
-ABLATION_NAMES = {"ours_explore": "ours + exploration", "ours_top": "RIPU top-k",
-                  "ours_typical": "typical regions", "ours_random_first": "ours with a random first round"}
-
-
 def ablation_verdict(records: list[RoundRecord]) -> list[str]:
     """Each ablation arm against random regions and ours, on the seeds it ran (paired, round by round); where
     keep-best refused a candidate, the candidates' own gap too (what the arm's labels did to the model)."""
     lines = []
-    for ablation, label in ABLATION_NAMES.items():
+    for ablation, label in ((name, arm.ablation) for name, arm in ARMS.items() if arm.ablation):
         seeds = {r.seed for r in records if r.arm == ablation}
         paired = [r for r in records if r.seed in seeds]
         mine = _curve(paired, ablation)
@@ -554,10 +566,10 @@ def plot(rows: list[RoundRecord], path: Path, title: str) -> None:
         ys = np.array([_mean(x.miou for x in curve[r]) for r in rounds])
         sd = np.array([np.std([x.miou for x in curve[r]]) for r in rounds])
         seeds = sorted({x.seed for x in curve[rounds[0]]})
-        label = ARMS[arm][2] + ("" if seeds == all_seeds else f" (seed{'s' if len(seeds) > 1 else ''} "
-                                                             f"{', '.join(map(str, seeds))} only)")
+        label = ARMS[arm].label + ("" if seeds == all_seeds else f" (seed{'s' if len(seeds) > 1 else ''} "
+                                                                f"{', '.join(map(str, seeds))} only)")
         line, = ax.plot(xs, 100 * ys, marker="o", ms=3.5, lw=2.2 if arm == "ours" else 1.3,
-                        ls="--" if ARMS[arm][1] == "image" else "-", label=label)
+                        ls="--" if ARMS[arm].unit == "image" else "-", label=label)
         ax.fill_between(xs, 100 * (ys - sd), 100 * (ys + sd), color=line.get_color(), alpha=0.12)
     full = _curve(rows, "full")
     if full:
@@ -615,7 +627,7 @@ def render(records: list[RoundRecord], settings_text: str, title: str = "Dataset
                 if r not in curve:
                     continue
                 group = curve[r]
-                table.append([ARMS[arm][2], r, len(group), f"{_mean(x.labeled_percent for x in group):.2f}",
+                table.append([ARMS[arm].label, r, len(group), f"{_mean(x.labeled_percent for x in group):.2f}",
                               _fmt(group), _fmt([replace(x, miou=x.per_class_iou[rare]) for x in group]),
                               _fmt(group, "suggestion_precision"), _fmt(group, "suggestion_coverage"),
                               f"{_mean(x.train_seconds + x.select_seconds for x in group) / 60:.1f}",

@@ -180,7 +180,7 @@ def test_an_arm_runs_the_apps_round_step_and_records_the_class_balance_of_its_la
     assert 1.0 <= labeled.labeled_percent <= 4.0  # the budget (2 % of the pool's pixels), in whole regions
     assert labeled.extra["batchnorm"] in ("training", "target")
     assert len(labeled.extra["candidate_per_class_iou"]) == sim.data.num_classes  # what the labels did, even if refused
-    assert suite.UNCERTAINTY_WEIGHT["ours_top"] == 1.0 and suite.ARMS["ours_top"][0] == "region"
+    assert suite.ARMS["ours_top"].uncertainty_weight == 1.0 and suite.ARMS["ours_top"].strategy == "region"
 
 
 def test_a_longer_run_goes_on_from_a_shorter_ones_last_round_with_the_same_results(monkeypatch, tmp_path):
