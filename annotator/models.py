@@ -111,7 +111,7 @@ class Project(models.Model):
     train_height = models.PositiveIntegerField(default=0)
     train_width = models.PositiveIntegerField(default=0)
     train_steps_initial = models.PositiveIntegerField(default=600)
-    train_steps_per_round = models.PositiveIntegerField(default=200)
+    train_steps_per_round = models.PositiveIntegerField(default=400)  # learning.recipe.RecipeSettings' (a test ties them)
     init_checkpoint = models.CharField(
         max_length=500, blank=True, help_text="Optional local path of a backbone or earlier checkpoint."
     )

@@ -48,6 +48,9 @@ RECORDS = ROOT / "benchmarks" / "results" / "suite.jsonl"
 LEGACY_PROMOTION = "bootstrap"
 LEGACY_TRAIN_PIXELS = 240 * 320  # every run's training-size cap before learning.recipe.default_max_train_pixels
 LEGACY_CONSISTENCY = True  # fine-tuning rounds ran with mean-teacher consistency before the recipe turned it off
+# The app's fine-tuning steps before RecipeSettings.steps_per_round went to 400: a SuiteSettings without steps per
+# round (every record from before) ran these, and an explicit 200 keys the same records.
+LEGACY_STEPS_PER_ROUND = 200
 LEGACY_TARGET_STATISTICS = "off"  # every model kept its training BatchNorm statistics before the recipe's "auto"
 STATISTICS_TEXT = {  # TrainConfig.target_statistics, as a section's settings line says it
     "off": "as trained", "on": "the target pool's",
@@ -109,7 +112,8 @@ class SuiteSettings:
     def recipe_overrides(self) -> dict:
         from learning.recipe import RecipeSettings
 
-        out = {k: v for k, v in (("steps_initial", self.steps_initial), ("steps_per_round", self.steps_per_round),
+        out = {k: v for k, v in (("steps_initial", self.steps_initial),
+                                  ("steps_per_round", self.steps_per_round or LEGACY_STEPS_PER_ROUND),
                                   ("round_minutes", self.round_minutes)) if v is not None}
         return {**out, **report.typed_overrides(RecipeSettings, self.recipe, "--recipe")}
 
@@ -702,7 +706,9 @@ def settings_of(args: argparse.Namespace) -> SuiteSettings:
 
     consistency = RecipeSettings.consistency if args.consistency is None else args.consistency == "on"
     statistics = args.target_statistics or RecipeSettings.target_statistics
-    return SuiteSettings(args.rounds, args.percent, args.steps_initial, args.steps_per_round, args.round_minutes,
+    steps_per_round = args.steps_per_round or RecipeSettings.steps_per_round  # the app's default unless asked
+    return SuiteSettings(args.rounds, args.percent, args.steps_initial,
+                         None if steps_per_round == LEGACY_STEPS_PER_ROUND else steps_per_round, args.round_minutes,
                          tuple(tuple(item.split("=", 1)) for item in args.recipe), args.pretrained, args.promotion,
                          args.train_pixels or default_max_train_pixels(), consistency, statistics)
 
@@ -738,7 +744,7 @@ def main(argv: list[str] | None = None) -> int:
                             handle.write(json.dumps(asdict(record)) + "\n")
     records = load_records(path)
     text = (f"Settings: {settings.rounds} rounds at {settings.percent:g} % of the pool's pixels per round; round-0 "
-            f"steps {settings.steps_initial or 'app default'}, steps per round {settings.steps_per_round or 'app default'}"
+            f"steps {settings.steps_initial or 'app default'}, steps per round {settings.steps_per_round or LEGACY_STEPS_PER_ROUND}"
             f", fine-tuning budget {settings.round_minutes if settings.round_minutes is not None else 'app default'} min"
             + (f"; recipe overrides {', '.join(f'{k}={v}' for k, v in settings.recipe)}" if settings.recipe else "")
             + ("; round 0 after the app's self-supervised pretraining on the source and pool images (its time "

@@ -50,3 +50,16 @@ def test_a_lead_chooses_which_batchnorm_statistics_a_model_keeps(project, client
 
     with pytest.raises(ServiceError, match="target_statistics"):
         project_update(project=project, target_statistics="sometimes")
+
+
+def test_a_new_projects_training_steps_are_the_recipes_defaults(project):
+    """The model field cannot import the recipe (torch): the recipe decides the steps, the field follows."""
+    from annotator.models import Project
+    from learning.recipe import RecipeSettings
+
+    fields = {f.name: f for f in Project._meta.get_fields()}
+    assert fields["train_steps_initial"].default == RecipeSettings.steps_initial
+    assert fields["train_steps_per_round"].default == RecipeSettings.steps_per_round
+    make_image(project)  # the fixture: a project made by the service with every default
+    assert project.train_steps_per_round == RecipeSettings.steps_per_round
+    assert train_config(project, round_index=1, warm_start=True).steps == RecipeSettings.steps_per_round

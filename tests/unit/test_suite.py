@@ -100,7 +100,8 @@ def test_settings_keys_of_tracked_records_stay_and_ssl_and_the_promotion_rule_ge
     ssl = SuiteSettings(3, 1.0, 300, pretrained="ssl", promotion=RULE, train_pixels=pixels, consistency=False,
                         target_statistics=RecipeSettings.target_statistics)
     assert plain.key("polyp") != ssl.key("polyp")
-    assert suite.settings_of(suite.parse_args(["--pretrained", "ssl", "--rounds", "3", "--steps-initial", "300"])) == ssl
+    assert suite.settings_of(suite.parse_args(["--pretrained", "ssl", "--rounds", "3", "--steps-initial", "300",
+                                               "--steps-per-round", "200"])) == ssl  # the ssl records' steps
     # The size cap keys records too: the app's default for this machine's device, unless asked for.
     assert plain.key("polyp") != SuiteSettings(3, 1.0, 300, promotion=RULE, train_pixels=pixels * 2).key("polyp")
     assert suite.settings_of(suite.parse_args(["--train-pixels", "1234"])).train_pixels == 1234
@@ -117,6 +118,21 @@ def test_settings_keys_of_tracked_records_stay_and_ssl_and_the_promotion_rule_ge
     assert suite.settings_of(suite.parse_args(legacy + ["--report-only", "--target-statistics", "off"])).key(
         "camvid") != "90af771ee55a"
     assert SuiteSettings(5, 1.0, 300, 40, 0.0, consistency=False).key("camvid") != "90af771ee55a"
+
+
+def test_runs_without_steps_per_round_take_the_apps_default_and_the_old_default_keeps_its_records():
+    from benchmarks.suite import LEGACY_STEPS_PER_ROUND
+    from learning.recipe import RecipeSettings
+
+    plain = suite.settings_of(suite.parse_args(["--rounds", "5", "--steps-initial", "600"]))
+    assert plain == suite.settings_of(suite.parse_args(["--rounds", "5", "--steps-initial", "600", "--steps-per-round",
+                                                        str(RecipeSettings.steps_per_round)]))
+    assert plain.recipe_overrides()["steps_per_round"] == RecipeSettings.steps_per_round
+    old = suite.settings_of(suite.parse_args(["--rounds", "5", "--steps-initial", "600", "--steps-per-round",
+                                              str(LEGACY_STEPS_PER_ROUND)]))
+    assert old.steps_per_round is None  # the key of every record from before the default changed
+    assert old.recipe_overrides()["steps_per_round"] == LEGACY_STEPS_PER_ROUND  # and a rerun runs what they ran
+    assert RecipeSettings.steps_per_round != LEGACY_STEPS_PER_ROUND or plain == old
 
 
 def test_the_fields_left_out_of_round_zeros_cache_key_are_ones_round_zero_never_sets():
