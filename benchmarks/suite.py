@@ -280,22 +280,23 @@ def run_arm(sim: Simulation, arm: str, seed: int, base, log) -> list[RoundRecord
     from learning.suggestions import SuggestionQuality, background_classes_of, suggestion_quality
 
     key = sim.settings.key(sim.name)
-    config = base.config
-    state = base.result.state_dict
-    miou, iou, calibration, precision = sim.evaluate(sim.model(state, config), config)
     machine = report.machine_description()
-    records = [RoundRecord(sim.name, arm, seed, 0, 0.0, miou, miou, True, iou, steps=base.result.steps,
-                           train_seconds=base.result.train_seconds, key=key,
-                           extra={"per_class_precision": precision,
-                                  **batchnorm_extra(base.result.batchnorm)}, machine=machine)]
-    labels: dict[str, np.ndarray] = {}
-    queried = {k: np.zeros(m.shape, bool) for k, m in sim.truth.items()}
     progress = progress_path(sim, arm, seed)
     saved = load_progress(progress, sim, key=key, rounds=sim.settings.rounds)
     if saved is not None:  # a killed run, or a shorter one with every other setting the same: go on from there
         records, labels, queried, state, config = saved
         miou, iou, calibration, _ = sim.evaluate(sim.model(state, config), config)
         log(f"{sim.name} {arm} seed {seed}: rounds 1–{records[-1].round} from {progress.name}")
+    else:
+        config = base.config
+        state = base.result.state_dict
+        miou, iou, calibration, precision = sim.evaluate(sim.model(state, config), config)
+        records = [RoundRecord(sim.name, arm, seed, 0, 0.0, miou, miou, True, iou, steps=base.result.steps,
+                               train_seconds=base.result.train_seconds, key=key,
+                               extra={"per_class_precision": precision,
+                                      **batchnorm_extra(base.result.batchnorm)}, machine=machine)]
+        labels: dict[str, np.ndarray] = {}
+        queried = {k: np.zeros(m.shape, bool) for k, m in sim.truth.items()}
     spec = ARMS[arm]
     strategy, unit = spec.strategy, spec.unit
     for r in range(records[-1].round + 1, sim.settings.rounds + 1):

@@ -46,7 +46,7 @@ class RecipeSettings:
     steps_initial: int = 600
     # 400 planned steps (the round's time budget trims them on a slow worker): against 200, from the same round-0
     # models, +0.7 to +3.2 mIoU for ours at rounds 1-3 on CamVid and polyp, every label +0.9 to +5.0; ~6 min a
-    # round on a 2-core CPU (docs/BENCHMARKS.md, "ablation: suite_steps400").
+    # round on a 2-core CPU (docs/BENCHMARKS.md, "ablation: suite_steps400" and "suite_400steps").
     steps_per_round: int = 400
     adversarial: bool = True
     self_training: bool = False
